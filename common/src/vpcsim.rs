@@ -1,0 +1,158 @@
+//! The emulated cloud API (`vpcsim`): request and response bodies.
+//!
+//! Shaped after the EC2 / ECS ENI APIs: every call is `POST /<Action>` with a JSON body, answered
+//! with JSON; errors carry a cloud-style `code` (`RequestLimitExceeded`, `InvalidNetworkInterfaceID.NotFound`,
+//! …) so the agent's provider layer handles them as it would a real cloud's.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+/// A vSwitch (subnet) of the VPC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VSwitch {
+    pub id: String,
+    pub cidr: Ipv4Net,
+    /// The VPC router's address on this vSwitch (first host of the CIDR).
+    pub gateway: Ipv4Addr,
+}
+
+/// An instance (node) as the cloud sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Instance {
+    pub id: String,
+    /// How many ENIs may be attached, the primary one included.
+    pub max_enis: u32,
+    /// How many private IPs one ENI may hold, its primary one included.
+    pub max_ips_per_eni: u32,
+}
+
+/// Where an ENI is attached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    pub instance_id: String,
+    /// 0 is the instance's primary ENI.
+    pub device_index: u32,
+}
+
+/// An elastic network interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Eni {
+    pub id: String,
+    pub vswitch_id: String,
+    /// `aa:bb:cc:dd:ee:ff`; the device that appears in the node carries this address.
+    pub mac: String,
+    pub primary_ip: Ipv4Addr,
+    /// Secondary private IPs, in assignment order.
+    #[serde(default)]
+    pub secondary_ips: Vec<Ipv4Addr>,
+    #[serde(default)]
+    pub attachment: Option<Attachment>,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateEniRequest {
+    pub vswitch_id: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// Idempotency token: a retried create with the same token returns the same ENI.
+    #[serde(default)]
+    pub client_token: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachEniRequest {
+    pub eni_id: String,
+    pub instance_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EniIdRequest {
+    pub eni_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignIpsRequest {
+    pub eni_id: String,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignIpsReply {
+    pub assigned: Vec<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnassignIpsRequest {
+    pub eni_id: String,
+    pub ips: Vec<Ipv4Addr>,
+}
+
+/// Filters for `DescribeNetworkInterfaces`; every given field must match.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeEnisRequest {
+    #[serde(default)]
+    pub instance_id: Option<String>,
+    #[serde(default)]
+    pub eni_ids: Vec<String>,
+    /// Tag key → value.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeEnisReply {
+    pub enis: Vec<Eni>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeInstanceRequest {
+    pub instance_id: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DescribeVSwitchesReply {
+    pub vswitches: Vec<VSwitch>,
+}
+
+/// The body of every non-2xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloudError {
+    /// Cloud-style error code, e.g. `RequestLimitExceeded`.
+    pub code: String,
+    pub message: String,
+}
+
+/// Error codes the emulated cloud answers with, named as EC2 names them.
+pub mod codes {
+    pub const THROTTLED: &str = "RequestLimitExceeded";
+    pub const ENI_NOT_FOUND: &str = "InvalidNetworkInterfaceID.NotFound";
+    pub const INSTANCE_NOT_FOUND: &str = "InvalidInstanceID.NotFound";
+    pub const VSWITCH_NOT_FOUND: &str = "InvalidSubnetID.NotFound";
+    pub const ENI_LIMIT: &str = "AttachmentLimitExceeded";
+    pub const IP_LIMIT: &str = "PrivateIpAddressLimitExceeded";
+    pub const SUBNET_FULL: &str = "InsufficientFreeAddressesInSubnet";
+    pub const IN_USE: &str = "InvalidNetworkInterface.InUse";
+    pub const INCORRECT_STATE: &str = "IncorrectState";
+    pub const INTERNAL: &str = "InternalError";
+    pub const BAD_REQUEST: &str = "InvalidParameterValue";
+}
