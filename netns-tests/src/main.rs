@@ -1,1 +1,137 @@
-fn main() {}
+//! `tandem-lab`: bring the emulated VPC lab up and down, and run its emulated cloud.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tandem_lab::lab::{self, Lab, LabOptions};
+use tandem_lab::vpcsim::{self, SimOptions};
+
+#[derive(Parser)]
+#[command(name = "tandem-lab", about = "The emulated VPC lab (DESIGN.md §7)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the emulated cloud API on a unix socket (the lab starts this itself).
+    Vpcsim {
+        #[arg(long)]
+        topology: PathBuf,
+        #[arg(long)]
+        socket: PathBuf,
+        /// Attach and detach take this long before they reply.
+        #[arg(long, default_value_t = 0)]
+        attach_latency_ms: u64,
+    },
+    /// Build a lab and leave it running.
+    Up {
+        /// Default: `tl` + 4 random hex digits.
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Do not start `tandem-agent` on the nodes.
+        #[arg(long)]
+        no_agents: bool,
+        #[arg(long, default_value_t = 0)]
+        attach_latency_ms: u64,
+        #[arg(long, env = "TANDEM_BIN_DIR")]
+        bin_dir: Option<PathBuf>,
+        #[arg(long, default_value = lab::names::RUN_ROOT)]
+        run_root: PathBuf,
+    },
+    /// Tear a lab down (`--prefix P`) or all of them (`--all`).
+    Down {
+        #[arg(long, required_unless_present = "all", conflicts_with = "all")]
+        prefix: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value = lab::names::RUN_ROOT)]
+        run_root: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Vpcsim {
+            topology,
+            socket,
+            attach_latency_ms,
+        } => {
+            let topo = lab::topology::Topology::load(&topology)?;
+            let options = SimOptions {
+                attach_latency: Duration::from_millis(attach_latency_ms),
+            };
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("build tokio runtime")?;
+            rt.block_on(vpcsim::run(topo, &socket, options))?;
+        }
+        Cmd::Up {
+            prefix,
+            no_agents,
+            attach_latency_ms,
+            bin_dir,
+            run_root,
+        } => {
+            let options = LabOptions {
+                prefix,
+                run_root,
+                start_agents: !no_agents,
+                bin_dir,
+                attach_latency_ms,
+                ..LabOptions::default()
+            };
+            let lab = Lab::up(options).context("bring the lab up")?;
+            summary(&lab);
+            lab.detach();
+        }
+        Cmd::Down {
+            prefix,
+            all,
+            run_root,
+        } => {
+            if all {
+                let gone = lab::down_all(&run_root)?;
+                tracing::info!(labs = ?gone, "down");
+            } else if let Some(p) = prefix {
+                lab::down(&run_root, &p)?;
+                tracing::info!(prefix = %p, "down");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[expect(
+    clippy::print_stdout,
+    reason = "the summary of `up` is this command's output"
+)]
+fn summary(lab: &Lab) {
+    println!("lab {} is up ({})", lab.prefix(), lab.run_dir().display());
+    println!("  vpc      {}", lab.vpc_netns());
+    println!("  platform {}  (192.168.100.10)", lab.plat_netns());
+    println!("  internet {}  (198.51.100.10)", lab.inet_netns());
+    for n in lab.nodes() {
+        println!(
+            "  node {}  {}  {} {}  agent {}",
+            n.name,
+            n.netns,
+            n.instance_id,
+            n.ip,
+            n.agent_socket.display()
+        );
+    }
+    println!("  vpcsim   {}", lab.vpcsim_socket().display());
+    println!("down with: tandem-lab down --prefix {}", lab.prefix());
+}

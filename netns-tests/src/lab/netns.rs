@@ -98,10 +98,12 @@ pub fn ip_batch(ns: &str, lines: &[String]) -> Result<(), NetnsError> {
     let script = lines.join("\n") + "\n";
     let written = stdin.write_all(script.as_bytes());
     drop(stdin);
-    let out = child.wait_with_output().map_err(|source| NetnsError::Spawn {
-        cmd: cmd.clone(),
-        source,
-    })?;
+    let out = child
+        .wait_with_output()
+        .map_err(|source| NetnsError::Spawn {
+            cmd: cmd.clone(),
+            source,
+        })?;
     written.map_err(|source| NetnsError::Spawn {
         cmd: cmd.clone(),
         source,

@@ -81,7 +81,9 @@ impl SubnetState {
         let free: Vec<Ipv4Addr> = (net.saturating_add(1)..bcast)
             .map(Ipv4Addr::from)
             .filter(|ip| {
-                *ip != self.vswitch.gateway && !self.reserved.contains(ip) && !self.used.contains(ip)
+                *ip != self.vswitch.gateway
+                    && !self.reserved.contains(ip)
+                    && !self.used.contains(ip)
             })
             .take(count as usize)
             .collect();
@@ -354,7 +356,10 @@ impl CloudState {
     /// The per-ENI address limit: the attached instance's, else the largest any instance has.
     fn ip_limit(&self, eni: &Eni) -> u32 {
         match &eni.attachment {
-            Some(a) => self.instances.get(&a.instance_id).map(|i| i.max_ips_per_eni),
+            Some(a) => self
+                .instances
+                .get(&a.instance_id)
+                .map(|i| i.max_ips_per_eni),
             None => self.instances.values().map(|i| i.max_ips_per_eni).max(),
         }
         .unwrap_or(u32::MAX)
@@ -363,7 +368,9 @@ impl CloudState {
     /// `AssignPrivateIpAddresses`: all `count` addresses or none. Returns the ENI after.
     pub fn assign(&mut self, req: &AssignIpsRequest) -> Result<(Eni, Vec<Ipv4Addr>), StateError> {
         if req.count == 0 {
-            return Err(StateError::BadRequest("count must be at least 1".to_owned()));
+            return Err(StateError::BadRequest(
+                "count must be at least 1".to_owned(),
+            ));
         }
         let eni = self.eni(&req.eni_id)?;
         let max = self.ip_limit(eni);

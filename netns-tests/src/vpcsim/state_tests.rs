@@ -14,7 +14,8 @@ fn state() -> CloudState {
     let mut s = CloudState::with_seed(&topo, 7);
     for i in &topo.instances {
         let p = &i.primary_eni;
-        s.create_primary(&i.id, &p.vswitch_id, p.primary_ip).unwrap();
+        s.create_primary(&i.id, &p.vswitch_id, p.primary_ip)
+            .unwrap();
     }
     s
 }
@@ -59,7 +60,10 @@ fn allocates_lowest_free_skipping_gateway_and_reserved() {
         ips: vec![Ipv4Addr::new(10, 1, 0, 4)],
     })
     .unwrap();
-    assert_eq!(assign(&mut s, &a.id, 1).unwrap(), [Ipv4Addr::new(10, 1, 0, 4)]);
+    assert_eq!(
+        assign(&mut s, &a.id, 1).unwrap(),
+        [Ipv4Addr::new(10, 1, 0, 4)]
+    );
 }
 
 #[test]
@@ -76,7 +80,10 @@ fn subnet_exhaustion_is_all_or_nothing() {
     let err = assign(&mut s, &enis[1].id, 2).unwrap_err();
     assert_eq!(err.code(), codes::SUBNET_FULL);
     assert!(s.eni(&enis[1].id).unwrap().secondary_ips.is_empty());
-    assert_eq!(assign(&mut s, &enis[1].id, 1).unwrap(), [enis[0].primary_ip]);
+    assert_eq!(
+        assign(&mut s, &enis[1].id, 1).unwrap(),
+        [enis[0].primary_ip]
+    );
 }
 
 #[test]
@@ -95,10 +102,20 @@ fn limits_count_the_primary() {
         assert_eq!(e.attachment.unwrap().device_index, want);
     }
     let e = create(&mut s, "vsw-globex", None).unwrap();
-    assert_eq!(s.attach(&e.id, "i-n1").unwrap_err().code(), codes::ENI_LIMIT);
+    assert_eq!(
+        s.attach(&e.id, "i-n1").unwrap_err().code(),
+        codes::ENI_LIMIT
+    );
     // Detaching index 1 frees it for the next attach.
     s.detach(&a.id).unwrap();
-    assert_eq!(s.attach(&e.id, "i-n1").unwrap().attachment.unwrap().device_index, 1);
+    assert_eq!(
+        s.attach(&e.id, "i-n1")
+            .unwrap()
+            .attachment
+            .unwrap()
+            .device_index,
+        1
+    );
 }
 
 #[test]
@@ -111,7 +128,10 @@ fn attach_detach_delete_states() {
     assert_eq!(s.delete(&a.id).unwrap_err().code(), codes::IN_USE);
     assert_eq!(s.attach("eni-nope", "i-n1").unwrap_err().status(), 404);
     let e = create(&mut s, "vsw-acme", None).unwrap();
-    assert_eq!(s.attach(&e.id, "i-nope").unwrap_err().code(), codes::INSTANCE_NOT_FOUND);
+    assert_eq!(
+        s.attach(&e.id, "i-nope").unwrap_err().code(),
+        codes::INSTANCE_NOT_FOUND
+    );
     let before = s.detach(&a.id).unwrap();
     assert_eq!(before.attachment.unwrap().instance_id, "i-n2");
     s.delete(&a.id).unwrap();
@@ -122,9 +142,15 @@ fn attach_detach_delete_states() {
             ..Default::default()
         })
         .unwrap();
-    assert_eq!(s.detach(&primary[0].id).unwrap_err().code(), codes::INCORRECT_STATE);
+    assert_eq!(
+        s.detach(&primary[0].id).unwrap_err().code(),
+        codes::INCORRECT_STATE
+    );
     assert_eq!(create(&mut s, "vsw-nope", None).unwrap_err().status(), 404);
-    assert_eq!(assign(&mut s, &e.id, 0).unwrap_err().code(), codes::BAD_REQUEST);
+    assert_eq!(
+        assign(&mut s, &e.id, 0).unwrap_err().code(),
+        codes::BAD_REQUEST
+    );
 }
 
 #[test]
@@ -136,7 +162,9 @@ fn create_is_idempotent_by_client_token() {
     let c = create(&mut s, "vsw-acme", Some("tok-2")).unwrap();
     assert_ne!(a.id, c.id);
     assert_eq!(
-        create(&mut s, "vsw-globex", Some("tok-1")).unwrap_err().code(),
+        create(&mut s, "vsw-globex", Some("tok-1"))
+            .unwrap_err()
+            .code(),
         codes::BAD_REQUEST
     );
 }

@@ -1,0 +1,404 @@
+//! Bringing a lab up and down.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use hyper::Method;
+
+use super::names::{self, LabNames, NODES};
+use super::node::{self, NodeInfo};
+use super::process::{self, ProcRecord, SpawnSpec};
+use super::record::LabRecord;
+use super::topology::Topology;
+use super::{http, netns, vpc, LabError, LabOptions};
+use crate::vpcsim::VpcsimClient;
+
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// A running lab. Dropping it tears everything down; [`Lab::teardown`] does the same and
+/// reports what could not be removed; [`Lab::detach`] leaves it running (`tandem-lab up`).
+#[derive(Debug)]
+pub struct Lab {
+    pub(super) names: LabNames,
+    pub(super) options: LabOptions,
+    topology: Topology,
+    nodes: Vec<NodeInfo>,
+    record: Mutex<LabRecord>,
+    children: Mutex<Vec<Child>>,
+    done: bool,
+}
+
+impl Lab {
+    pub fn up(options: LabOptions) -> Result<Lab, LabError> {
+        let prefix = options.prefix.clone().unwrap_or_else(names::random_prefix);
+        if !names::valid_prefix(&prefix) {
+            return Err(LabError::BadPrefix(prefix));
+        }
+        let names = LabNames::new(&prefix, &options.run_root);
+        check_free(&names)?;
+        std::fs::create_dir_all(&names.run_dir).map_err(|source| LabError::Dir {
+            path: names.run_dir.clone(),
+            source,
+        })?;
+        let topology = Topology::standard(&names);
+        let nodes = NODES
+            .iter()
+            .zip(&topology.instances)
+            .map(|((node, ..), inst)| node::node_info(&names, node, inst))
+            .collect();
+        let record = LabRecord {
+            prefix: prefix.clone(),
+            run_dir: names.run_dir.clone(),
+            vpcsim_socket: names.vpcsim_socket(),
+            ..LabRecord::default()
+        };
+        record.save()?;
+        // From here on, an error drops `lab`, which undoes whatever was done.
+        let lab = Lab {
+            names,
+            options,
+            topology,
+            nodes,
+            record: Mutex::new(record),
+            children: Mutex::new(Vec::new()),
+            done: false,
+        };
+        lab.build()?;
+        Ok(lab)
+    }
+
+    fn build(&self) -> Result<(), LabError> {
+        let n = &self.names;
+        let mut all = vec![n.vpc(), n.plat(), n.inet()];
+        all.extend(self.nodes.iter().map(|node| node.netns.clone()));
+        for ns in &all {
+            self.create_netns(ns)?;
+        }
+        vpc::setup(n, &self.topology)?;
+        for node in &self.nodes {
+            node::prepare(&node.netns)?;
+            node::write_files(n, node)?;
+        }
+        node::write_config(n)?;
+        self.topology.save(&n.topology())?;
+        self.start_vpcsim()?;
+        let ctl = self.topology.vswitch("vsw-ctl").expect("standard topology");
+        for node in &self.nodes {
+            node::configure_eth0(node, ctl.cidr.prefix_len(), ctl.gateway)?;
+        }
+        if self.options.start_agents {
+            for node in &self.nodes {
+                self.start_agent(&node.name)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn create_netns(&self, ns: &str) -> Result<(), LabError> {
+        self.update_record(|r| r.namespaces.push(ns.to_owned()))?;
+        netns::create(ns)?;
+        Ok(())
+    }
+
+    pub(super) fn update_record(&self, f: impl FnOnce(&mut LabRecord)) -> Result<(), LabError> {
+        let mut record = lock(&self.record);
+        f(&mut record);
+        record.save()?;
+        Ok(())
+    }
+
+    fn start(&self, spec: SpawnSpec, ready: impl FnMut() -> bool) -> Result<(), LabError> {
+        let (mut child, rec) = process::spawn(&spec)?;
+        self.update_record(|r| r.processes.push(rec.clone()))?;
+        let res = process::wait_ready(&rec, &mut child, self.options.ready_timeout, ready);
+        lock(&self.children).push(child);
+        Ok(res?)
+    }
+
+    fn start_vpcsim(&self) -> Result<(), LabError> {
+        let n = &self.names;
+        let exe = process::find_binary("tandem-lab", self.options.bin_dir.as_deref())?;
+        let args: Vec<OsString> = vec![
+            "vpcsim".into(),
+            "--topology".into(),
+            n.topology().into(),
+            "--socket".into(),
+            n.vpcsim_socket().into(),
+            "--attach-latency-ms".into(),
+            self.options.attach_latency_ms.to_string().into(),
+        ];
+        let spec = SpawnSpec {
+            name: "vpcsim".to_owned(),
+            exe,
+            args,
+            netns: None,
+            log: n.vpcsim_log(),
+            env: vec![("RUST_LOG".to_owned(), "info".to_owned())],
+        };
+        let client = self.vpcsim();
+        self.start(spec, move || {
+            let c = client.clone();
+            http::block_on(async move { c.describe_vswitches().await.is_ok() })
+        })
+    }
+
+    /// Start `tandem-agent` inside `node`'s namespace and wait until `GET /v1/status` is 200.
+    pub fn start_agent(&self, node: &str) -> Result<(), LabError> {
+        let info = self.node(node)?.clone();
+        let exe = process::find_binary("tandem-agent", self.options.bin_dir.as_deref())?;
+        let spec = SpawnSpec {
+            name: format!("agent-{node}"),
+            exe,
+            args: vec!["--config".into(), info.agent_config.clone().into()],
+            netns: Some(info.netns.clone()),
+            log: self.names.agent_log(node),
+            env: self.options.agent_env.clone(),
+        };
+        self.update_record(|r| {
+            r.agent_sockets.retain(|(n, _)| n != node);
+            r.agent_sockets
+                .push((node.to_owned(), info.agent_socket.clone()));
+        })?;
+        let socket = info.agent_socket;
+        self.start(spec, move || agent_ready(&socket))
+    }
+
+    /// Stop `node`'s agent (SIGTERM, SIGKILL after 2 s), e.g. to test DEL while it is down.
+    pub fn stop_agent(&self, node: &str) -> Result<(), LabError> {
+        self.node(node)?;
+        let name = format!("agent-{node}");
+        let recs: Vec<ProcRecord> = lock(&self.record)
+            .processes
+            .iter()
+            .filter(|p| p.name == name)
+            .cloned()
+            .collect();
+        let mut children = lock(&self.children);
+        for rec in &recs {
+            let child = children.iter_mut().find(|c| c.id() as i32 == rec.pid);
+            process::stop(rec, child, STOP_GRACE);
+            children.retain(|c| c.id() as i32 != rec.pid);
+        }
+        drop(children);
+        self.update_record(|r| r.processes.retain(|p| p.name != name))
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.names.prefix
+    }
+    pub fn run_dir(&self) -> &Path {
+        &self.names.run_dir
+    }
+    pub fn names(&self) -> &LabNames {
+        &self.names
+    }
+    pub fn topology(&self) -> &Topology {
+        &self.topology
+    }
+    pub fn nodes(&self) -> &[NodeInfo] {
+        &self.nodes
+    }
+    pub fn node(&self, name: &str) -> Result<&NodeInfo, LabError> {
+        self.nodes
+            .iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| LabError::NoNode(name.to_owned()))
+    }
+    pub fn vpc_netns(&self) -> String {
+        self.names.vpc()
+    }
+    pub fn plat_netns(&self) -> String {
+        self.names.plat()
+    }
+    pub fn inet_netns(&self) -> String {
+        self.names.inet()
+    }
+    pub fn vpcsim_socket(&self) -> PathBuf {
+        self.names.vpcsim_socket()
+    }
+    pub fn vpcsim(&self) -> VpcsimClient {
+        VpcsimClient::new(self.names.vpcsim_socket())
+    }
+    /// A copy of `lab.json` as it stands.
+    pub fn record(&self) -> LabRecord {
+        lock(&self.record).clone()
+    }
+
+    /// The directory holding `tandem` (export it as `CNI_PATH`).
+    pub fn cni_bin_dir(&self) -> Result<PathBuf, LabError> {
+        let plugin = process::find_binary("tandem", self.options.bin_dir.as_deref())?;
+        Ok(plugin.parent().map(Path::to_path_buf).unwrap_or_default())
+    }
+
+    /// Tear everything down now and say what could not be removed.
+    pub fn teardown(mut self) -> Result<(), LabError> {
+        self.done = true;
+        let errors = self.teardown_inner();
+        if errors.is_empty() {
+            return Ok(());
+        }
+        Err(LabError::Teardown {
+            prefix: self.names.prefix.clone(),
+            errors,
+        })
+    }
+
+    fn teardown_inner(&mut self) -> Vec<String> {
+        let record = lock(&self.record).clone();
+        let mut children = std::mem::take(&mut *lock(&self.children));
+        teardown_record(&record, &mut children)
+    }
+
+    /// Leave everything running (processes keep their own sessions); returns the record that
+    /// `down` will use.
+    pub fn detach(mut self) -> LabRecord {
+        self.done = true;
+        lock(&self.record).clone()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        for e in self.teardown_inner() {
+            tracing::warn!(prefix = %self.names.prefix, error = %e, "lab teardown");
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn check_free(names: &LabNames) -> Result<(), LabError> {
+    let exists = |what: String| LabError::Exists {
+        prefix: names.prefix.clone(),
+        what,
+    };
+    if names.run_dir.exists() {
+        return Err(exists(names.run_dir.display().to_string()));
+    }
+    let own = format!("{}-", names.prefix);
+    match netns::list().into_iter().find(|n| n.starts_with(&own)) {
+        Some(ns) => Err(exists(format!("netns {ns}"))),
+        None => Ok(()),
+    }
+}
+
+fn agent_ready(socket: &Path) -> bool {
+    let socket = socket.to_owned();
+    http::block_on(async move {
+        matches!(
+            http::request(&socket, Method::GET, "/v1/status", None).await,
+            Ok((status, _)) if status.is_success()
+        )
+    })
+}
+
+/// Stop the processes (newest first), delete the namespaces (recorded ones and any other
+/// `<prefix>-*`), remove the run directory. Best effort: keeps going, returns what failed.
+fn teardown_record(record: &LabRecord, children: &mut [Child]) -> Vec<String> {
+    let mut errors = Vec::new();
+    for rec in record.processes.iter().rev() {
+        let child = children.iter_mut().find(|c| c.id() as i32 == rec.pid);
+        process::stop(rec, child, STOP_GRACE);
+    }
+    let own = format!("{}-", record.prefix);
+    let mut namespaces = record.namespaces.clone();
+    namespaces.extend(netns::list().into_iter().filter(|n| n.starts_with(&own)));
+    namespaces.sort();
+    namespaces.dedup();
+    for ns in namespaces {
+        if let Err(e) = netns::delete(&ns) {
+            errors.push(e.to_string());
+        }
+    }
+    if record.run_dir.exists() {
+        if let Err(e) = std::fs::remove_dir_all(&record.run_dir) {
+            errors.push(format!("remove {}: {e}", record.run_dir.display()));
+        }
+    }
+    errors
+}
+
+/// Tear down the lab `prefix` under `run_root` from its `lab.json` (or, without one, by name).
+pub fn down(run_root: &Path, prefix: &str) -> Result<(), LabError> {
+    let run_dir = run_root.join(prefix);
+    let record = LabRecord::load(&run_dir).unwrap_or_else(|_| LabRecord {
+        prefix: prefix.to_owned(),
+        run_dir: run_dir.clone(),
+        ..LabRecord::default()
+    });
+    let errors = teardown_record(&record, &mut []);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(LabError::Teardown {
+        prefix: prefix.to_owned(),
+        errors,
+    })
+}
+
+/// Tear down every lab under `run_root` and every namespace named like a default-prefixed lab
+/// (`tl????-*`); returns the prefixes it found.
+pub fn down_all(run_root: &Path) -> Result<Vec<String>, LabError> {
+    let mut prefixes: Vec<String> = std::fs::read_dir(run_root)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    for ns in netns::list() {
+        if names::is_default_lab_netns(&ns) {
+            prefixes.push(ns[..6].to_owned());
+        }
+    }
+    prefixes.sort();
+    prefixes.dedup();
+    let mut errors = Vec::new();
+    for p in &prefixes {
+        if let Err(e) = down(run_root, p) {
+            errors.push(e.to_string());
+        }
+    }
+    if errors.is_empty() {
+        return Ok(prefixes);
+    }
+    Err(LabError::Teardown {
+        prefix: "*".to_owned(),
+        errors,
+    })
+}
+
+/// On SIGINT or SIGTERM, tear the lab `prefix` down (from its `lab.json`) and exit 130. For
+/// the demo: call once after [`Lab::up`]; the `Lab` value itself may live anywhere.
+pub fn teardown_on_signal(lab: &Lab) {
+    let run_root = lab.options.run_root.clone();
+    let prefix = lab.names.prefix.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("build a current-thread runtime");
+        rt.block_on(async {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        });
+        tracing::warn!(%prefix, "signal: tearing the lab down");
+        if let Err(e) = down(&run_root, &prefix) {
+            tracing::error!(error = %e, "teardown on signal");
+        }
+        std::process::exit(130);
+    });
+}
