@@ -41,6 +41,9 @@ enum Cmd {
         bin_dir: Option<PathBuf>,
         #[arg(long, default_value = lab::names::RUN_ROOT)]
         run_root: PathBuf,
+        /// Stay in the foreground and tear the lab down on Ctrl-C / SIGTERM.
+        #[arg(long)]
+        wait: bool,
     },
     /// Tear a lab down (`--prefix P`) or all of them (`--all`).
     Down {
@@ -83,6 +86,7 @@ fn main() -> anyhow::Result<()> {
             attach_latency_ms,
             bin_dir,
             run_root,
+            wait,
         } => {
             let options = LabOptions {
                 prefix,
@@ -94,6 +98,12 @@ fn main() -> anyhow::Result<()> {
             };
             let lab = Lab::up(options).context("bring the lab up")?;
             summary(&lab);
+            if wait {
+                lab::teardown_on_signal(&lab);
+                loop {
+                    std::thread::park();
+                }
+            }
             lab.detach();
         }
         Cmd::Down {
