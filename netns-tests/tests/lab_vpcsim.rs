@@ -133,6 +133,38 @@ fn eni_attach_assign_reach_detach() {
     let pod = lab.new_pod("n2", "web-1", "acme").unwrap();
     assert!(ip_out(&pod.netns, &["-o", "link", "show", "lo"]).contains("UP"));
     assert_eq!(pod.container_id.len(), 64);
+
+    // cni_exec with a stand-in plugin: the env, stdin and namespace a runtime would give.
+    let plugin = lab.run_dir().join("fake-plugin");
+    let script = "#!/bin/sh\nread -r cfg\nprintf '{\"cmd\":\"%s\",\"args\":\"%s\",\"ns\":\"%s\",\"links\":\"%s\",\"cfg\":%s}' \
+        \"$CNI_COMMAND\" \"$CNI_ARGS\" \"$CNI_NETNS\" \"$(ip -o link | grep -c eth0)\" \"$cfg\"\n";
+    std::fs::write(&plugin, script).unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&plugin)
+        .status()
+        .unwrap();
+    let config = lab::cni_exec::plugin_config(&pod.node.conflist).unwrap();
+    let mut req = lab::cni_exec::CniRequest::for_pod(plugin, "ADD", &pod, config);
+    req.config["extra"] = serde_json::json!(1);
+    let out = lab::cni_exec::run(&req).unwrap();
+    assert!(out.success(), "{out:?}");
+    let json = out.json.expect("json on stdout");
+    assert_eq!(json["cmd"], "ADD");
+    assert!(json["args"]
+        .as_str()
+        .unwrap()
+        .contains("K8S_POD_NAME=web-1;"));
+    assert_eq!(json["ns"], pod.netns_path().display().to_string());
+    assert_eq!(
+        json["links"], "1",
+        "runs in the node netns (which has eth0)"
+    );
+    assert_eq!(json["cfg"]["name"], "tandem");
+    assert_eq!(json["cfg"]["cniVersion"], "1.1.0");
+    assert_eq!(json["cfg"]["type"], "tandem");
+    let out = lab::cni_exec::run(&req.clone().env("CNI_COMMAND", "BOGUS")).unwrap();
+    assert_eq!(out.json.unwrap()["cmd"], "BOGUS");
     std::mem::forget(pod);
 
     lab.teardown().unwrap();

@@ -14,15 +14,17 @@ pub mod pod;
 pub mod probe;
 pub mod process;
 pub mod record;
+mod teardown;
 pub mod topology;
 pub mod vpc;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use lifecycle::{down, down_all, teardown_on_signal, Lab};
+pub use lifecycle::Lab;
 pub use node::NodeInfo;
 pub use pod::Pod;
+pub use teardown::{down, down_all, teardown_on_signal};
 
 use names::RUN_ROOT;
 
