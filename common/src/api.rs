@@ -97,6 +97,11 @@ pub struct PodInterface {
     pub routes: Vec<PodRoute>,
     /// The ENI whose secondary IP this is.
     pub eni_id: String,
+    /// The ENI's policy routing table on the node (`ip rule from <ip> lookup <hostTable>`).
+    pub host_table: u32,
+    /// This interface's table inside the pod (`ip rule from <ip> lookup <podTable>`), so replies
+    /// leave by the interface their request came in on.
+    pub pod_table: u32,
     /// "control" or the tenant's name.
     pub plane: String,
 }

@@ -6,5 +6,7 @@
 
 pub mod api;
 pub mod cni;
+#[cfg(feature = "client")]
+pub mod http;
 pub mod release_queue;
 pub mod vpcsim;

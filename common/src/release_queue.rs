@@ -153,6 +153,8 @@ mod tests {
 
     #[test]
     fn missing_dir_is_empty() {
-        assert!(pending(Path::new("/nonexistent/tandem-q")).unwrap().is_empty());
+        assert!(pending(Path::new("/nonexistent/tandem-q"))
+            .unwrap()
+            .is_empty());
     }
 }

@@ -18,7 +18,9 @@ impl Netlink {
             .add(index, IpAddr::V4(ip), prefix)
             .execute()
             .await
-            .map_err(|e| HostnetError::netlink(format!("ip addr add {ip}/{prefix} dev {index}"), e));
+            .map_err(|e| {
+                HostnetError::netlink(format!("ip addr add {ip}/{prefix} dev {index}"), e)
+            });
         tolerate(res, libc::EEXIST)
     }
 

@@ -66,7 +66,9 @@ impl HostnetError {
 /// Advice for the errnos an operator meets, so a failed ADD says what to look at.
 fn advice(errno: i32) -> &'static str {
     match errno {
-        libc::EEXIST => " (it already exists: a leftover of an earlier pod? `tandemctl mapping` compares)",
+        libc::EEXIST => {
+            " (it already exists: a leftover of an earlier pod? `tandemctl mapping` compares)"
+        }
         libc::ENODEV => " (no such device: was it deleted under us?)",
         libc::EPERM => " (needs CAP_NET_ADMIN in this namespace)",
         libc::ENETUNREACH => " (the gateway is not reachable from that device)",

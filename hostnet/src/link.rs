@@ -63,6 +63,8 @@ pub struct VethSpec<'a> {
     pub peer_mac: Mac,
     pub peer_netns: &'a NetNs,
     pub mtu: u32,
+    /// Link group of the host end (0: none), for [`Netlink::del_group`].
+    pub group: u32,
 }
 
 impl Netlink {
@@ -119,24 +121,20 @@ impl Netlink {
             .name(spec.name.to_string())
             .address(spec.mac.0.to_vec())
             .mtu(spec.mtu)
+            .link_group(spec.group)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
-        self.handle
-            .link()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(|e| {
-                HostnetError::netlink(
-                    format!(
-                        "ip link add {} type veth peer name {} netns {}",
-                        spec.name,
-                        spec.peer_name,
-                        spec.peer_netns.path().display()
-                    ),
-                    e,
-                )
-            })
+        self.handle.link().add(msg).execute().await.map_err(|e| {
+            HostnetError::netlink(
+                format!(
+                    "ip link add {} type veth peer name {} netns {}",
+                    spec.name,
+                    spec.peer_name,
+                    spec.peer_netns.path().display()
+                ),
+                e,
+            )
+        })
     }
 
     /// `ip link set dev INDEX up`.

@@ -43,13 +43,12 @@ impl NetNs {
         // NS_GET_NSTYPE would be exact; comparing the nsfs magic and asking `setns` with
         // CLONE_NEWNET on a scratch thread is heavier than needed. A bind-mounted netns file is
         // on nsfs (magic 0x6e736673).
-        let st = nix::sys::statfs::fstatfs(self.file.as_fd()).map_err(|source| {
-            HostnetError::Netns {
+        let st =
+            nix::sys::statfs::fstatfs(self.file.as_fd()).map_err(|source| HostnetError::Netns {
                 path: self.path.clone(),
                 op: "statfs",
                 source,
-            }
-        })?;
+            })?;
         if st.filesystem_type().0 as i64 != 0x6e73_6673 {
             return Err(HostnetError::Netns {
                 path: self.path.clone(),

@@ -35,7 +35,11 @@ impl RuleSpec {
         let mut m = RuleMessage::default();
         m.header.family = AddressFamily::Inet;
         m.header.action = RuleAction::ToTable;
-        m.header.table = if self.table < 256 { self.table as u8 } else { 0 };
+        m.header.table = if self.table < 256 {
+            self.table as u8
+        } else {
+            0
+        };
         m.attributes.push(RuleAttribute::Table(self.table));
         m.attributes.push(RuleAttribute::Priority(self.priority));
         if let Some(src) = self.src {

@@ -1,0 +1,121 @@
+//! A JSON-over-HTTP/1.1 client for unix sockets (the agent's and `vpcsim`'s APIs).
+//!
+//! One connection per call: the plugin makes one call per run, and the agent's calls to the
+//! cloud are rare enough that pooling would only add state.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::UnixStream;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {path}: {source}")]
+    Connect {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("HTTP exchange with {path} failed: {source}")]
+    Http { path: PathBuf, source: hyper::Error },
+    /// The server answered with a non-2xx status; `body` is its error document.
+    #[error("{path} answered {status}: {}", String::from_utf8_lossy(body))]
+    Status {
+        path: PathBuf,
+        status: StatusCode,
+        body: Bytes,
+    },
+    #[error("cannot decode the answer of {path}: {source}")]
+    Decode {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// A client of one unix socket.
+#[derive(Debug, Clone)]
+pub struct UdsClient {
+    socket: PathBuf,
+}
+
+impl UdsClient {
+    pub fn new(socket: impl AsRef<Path>) -> UdsClient {
+        UdsClient {
+            socket: socket.as_ref().to_path_buf(),
+        }
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    pub async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, ClientError> {
+        let body = self.call(Method::GET, path, Bytes::new()).await?;
+        self.decode(&body)
+    }
+
+    pub async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, ClientError> {
+        let json = serde_json::to_vec(body).expect("request bodies always serialise");
+        let body = self.call(Method::POST, path, Bytes::from(json)).await?;
+        self.decode(&body)
+    }
+
+    fn decode<R: DeserializeOwned>(&self, body: &[u8]) -> Result<R, ClientError> {
+        serde_json::from_slice(body).map_err(|source| ClientError::Decode {
+            path: self.socket.clone(),
+            source,
+        })
+    }
+
+    /// One request on a fresh connection; the raw body of a 2xx answer.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Bytes, ClientError> {
+        let http = |source| ClientError::Http {
+            path: self.socket.clone(),
+            source,
+        };
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    path: self.socket.clone(),
+                    source,
+                })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(http)?;
+        let driver = tokio::spawn(conn);
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "localhost")
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(body))
+            .expect("a request from a valid method and path");
+        let resp = sender.send_request(req).await.map_err(http)?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map_err(http)?.to_bytes();
+        drop(sender);
+        driver.abort();
+        if !status.is_success() {
+            return Err(ClientError::Status {
+                path: self.socket.clone(),
+                status,
+                body,
+            });
+        }
+        Ok(body)
+    }
+}

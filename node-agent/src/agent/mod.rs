@@ -1,0 +1,206 @@
+//! The agent: one lock over the state, the store that makes it durable, the cloud, and the
+//! node's netlink socket. One file per verb.
+
+mod add;
+mod check;
+mod del;
+mod gc;
+mod queue;
+mod reconcile;
+mod refill;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tandem_common::api::{EniInfo, EnisReply, IpUse, PlaneLevels, PodInfo, PodsReply, StatusReply};
+use tandem_common::vpcsim::{Instance, VSwitch};
+use tandem_hostnet::Netlink;
+use tokio::sync::{Mutex, Notify};
+
+use crate::config::AgentConfig;
+use crate::error::{AgentError, AgentResult};
+use crate::model::Model;
+use crate::provider::CloudProvider;
+use crate::state::{State, CONTROL_PLANE};
+use crate::store::StateStore;
+
+pub struct Agent {
+    pub(crate) cfg: AgentConfig,
+    pub(crate) model: RwLock<Model>,
+    pub(crate) state: Mutex<State>,
+    pub(crate) store: Box<dyn StateStore>,
+    pub(crate) cloud: Arc<dyn CloudProvider>,
+    pub(crate) host: Netlink,
+    pub(crate) instance: Instance,
+    pub(crate) vswitches: BTreeMap<String, VSwitch>,
+    /// Wakes the refill task.
+    pub(crate) refill_wanted: Notify,
+    /// Signalled after every refill round, for ADDs waiting on an empty pool.
+    pub(crate) refilled: Notify,
+    /// ADDs waiting on an empty pool, per plane; the refill sizes its request by them.
+    pub(crate) waiting: std::sync::Mutex<BTreeMap<String, u32>>,
+    pub(crate) ready: AtomicBool,
+}
+
+impl Agent {
+    /// Connect to the cloud, load the state and reconcile it with the cloud and the kernel.
+    pub async fn start(
+        cfg: AgentConfig,
+        store: Box<dyn StateStore>,
+        cloud: Arc<dyn CloudProvider>,
+    ) -> AgentResult<Arc<Agent>> {
+        let model = Model::load(&cfg.config_dir)
+            .map_err(|e| AgentError::Internal(format!("tenant config: {e}")))?;
+        let instance = cloud.describe_instance(&cfg.instance_id).await?;
+        let vswitches = cloud
+            .describe_vswitches()
+            .await?
+            .into_iter()
+            .map(|v| (v.id.clone(), v))
+            .collect();
+        let host = Netlink::connect().map_err(AgentError::wiring("open node netlink"))?;
+        let state = store.load()?;
+        let agent = Arc::new(Agent {
+            cfg,
+            model: RwLock::new(model),
+            state: Mutex::new(state),
+            store,
+            cloud,
+            host,
+            instance,
+            vswitches,
+            refill_wanted: Notify::new(),
+            refilled: Notify::new(),
+            waiting: std::sync::Mutex::new(BTreeMap::new()),
+            ready: AtomicBool::new(false),
+        });
+        agent.reconcile().await?;
+        agent.drain_release_queue().await;
+        agent.ready.store(true, Ordering::SeqCst);
+        Ok(agent)
+    }
+
+    /// Background work: pool refill and the release-queue drain.
+    pub fn spawn_background(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move { me.refill_loop().await });
+        let me = self.clone();
+        tokio::spawn(async move { me.queue_loop().await });
+    }
+
+    pub(crate) fn commit(&self, state: &State) -> AgentResult<()> {
+        Ok(self.store.commit(state)?)
+    }
+
+    pub(crate) fn vswitch(&self, id: &str) -> AgentResult<&VSwitch> {
+        self.vswitches
+            .get(id)
+            .ok_or_else(|| AgentError::Internal(format!("vSwitch {id} is unknown to the cloud")))
+    }
+
+    /// The planes to keep warm: control, and every tenant plane that has an ENI here.
+    pub(crate) fn planes(&self, state: &State) -> Vec<(String, String)> {
+        let mut planes = vec![(CONTROL_PLANE.to_string(), self.cfg.control.v_switch.clone())];
+        let model = self.model.read().expect("model lock");
+        for t in model.tenants.values() {
+            let active = state.enis_of(&t.name).next().is_some()
+                || self
+                    .waiting
+                    .lock()
+                    .expect("waiting lock")
+                    .contains_key(&t.name);
+            if active {
+                planes.push((t.name.clone(), t.spec.v_switches[0].clone()));
+            }
+        }
+        planes
+    }
+
+    pub async fn status(&self) -> StatusReply {
+        let state = self.state.lock().await;
+        let used = state.used_ips();
+        let mut planes: BTreeMap<String, PlaneLevels> = BTreeMap::new();
+        for e in state.enis.values() {
+            let p = planes
+                .entry(e.plane.clone())
+                .or_insert_with(|| PlaneLevels {
+                    plane: e.plane.clone(),
+                    ..Default::default()
+                });
+            p.enis += 1;
+            for ip in &e.ips {
+                if used.contains_key(ip) {
+                    p.used_ips += 1;
+                } else {
+                    p.free_ips += 1;
+                }
+            }
+        }
+        let pending = tandem_common::release_queue::pending(&self.cfg.release_queue_dir)
+            .map(|p| p.len() as u32)
+            .unwrap_or(0);
+        StatusReply {
+            node: self.cfg.node.clone(),
+            instance_id: self.cfg.instance_id.clone(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ready: self.ready.load(Ordering::SeqCst),
+            allocations: state.allocations.len() as u32,
+            pending_releases: pending,
+            planes: planes.into_values().collect(),
+        }
+    }
+
+    pub async fn pods(&self) -> PodsReply {
+        let state = self.state.lock().await;
+        PodsReply {
+            pods: state
+                .allocations
+                .values()
+                .map(|a| PodInfo {
+                    key: a.key.clone(),
+                    pod: a.pod.clone(),
+                    netns: a.netns.clone(),
+                    tenant: a.tenant.clone(),
+                    interfaces: a.interfaces.clone(),
+                    created_at: a.created_at,
+                })
+                .collect(),
+        }
+    }
+
+    pub async fn enis(&self) -> EnisReply {
+        let state = self.state.lock().await;
+        let used = state.used_ips();
+        EnisReply {
+            enis: state
+                .enis
+                .values()
+                .map(|e| EniInfo {
+                    id: e.id.clone(),
+                    plane: e.plane.clone(),
+                    vswitch_id: e.vswitch_id.clone(),
+                    device: e.device.clone(),
+                    mac: e.mac.clone(),
+                    primary_ip: e.primary_ip,
+                    table: e.table,
+                    ips: e
+                        .ips
+                        .iter()
+                        .map(|ip| IpUse {
+                            ip: *ip,
+                            owner: used.get(ip).cloned(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

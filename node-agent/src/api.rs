@@ -1,0 +1,88 @@
+//! The agent's HTTP/1.1 + JSON API on a unix socket (paths in `tandem_common::api`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tandem_common::api::*;
+
+use crate::agent::Agent;
+use crate::error::AgentResult;
+
+pub fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route(PATH_ADD, post(add))
+        .route(PATH_DEL, post(del))
+        .route(PATH_CHECK, post(check))
+        .route(PATH_GC, post(gc))
+        .route(PATH_STATUS, get(status))
+        .route(PATH_PODS, get(pods))
+        .route(PATH_ENIS, get(enis))
+        .with_state(agent)
+}
+
+async fn add(
+    State(a): State<Arc<Agent>>,
+    Json(req): Json<AddRequest>,
+) -> AgentResult<Json<AddReply>> {
+    a.add(req).await.map(Json)
+}
+
+async fn del(
+    State(a): State<Arc<Agent>>,
+    Json(req): Json<DelRequest>,
+) -> AgentResult<Json<DelReply>> {
+    a.del(req).await.map(Json)
+}
+
+async fn check(
+    State(a): State<Arc<Agent>>,
+    Json(req): Json<CheckRequest>,
+) -> AgentResult<Json<serde_json::Value>> {
+    a.check(req).await.map(|()| Json(serde_json::json!({})))
+}
+
+async fn gc(State(a): State<Arc<Agent>>, Json(req): Json<GcRequest>) -> AgentResult<Json<GcReply>> {
+    a.gc(req).await.map(Json)
+}
+
+async fn status(State(a): State<Arc<Agent>>) -> Json<StatusReply> {
+    Json(a.status().await)
+}
+
+async fn pods(State(a): State<Arc<Agent>>) -> Json<PodsReply> {
+    Json(a.pods().await)
+}
+
+async fn enis(State(a): State<Arc<Agent>>) -> Json<EnisReply> {
+    Json(a.enis().await)
+}
+
+/// Serve until SIGTERM or SIGINT. A stale socket file from a previous run is replaced.
+pub async fn serve(agent: Arc<Agent>, socket: &Path) -> std::io::Result<()> {
+    if let Some(dir) = socket.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(socket) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = tokio::net::UnixListener::bind(socket)?;
+    tracing::info!(socket = %socket.display(), "serving");
+    axum::serve(listener, router(agent))
+        .with_graceful_shutdown(shutdown())
+        .await
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,15 @@
+//! The Tandem node agent: warm ENI/IP pools, durable allocations, pod wiring, and the API the
+//! `tandem` CNI binary and `tandemctl` use.
+
+pub mod agent;
+pub mod api;
+pub mod config;
+pub mod ctl;
+pub mod eni;
+pub mod error;
+pub mod model;
+pub mod pool;
+pub mod provider;
+pub mod state;
+pub mod store;
+pub mod wiring;

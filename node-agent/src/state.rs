@@ -1,0 +1,102 @@
+//! What the agent holds: ENIs with their addresses, and pod allocations. Pure data: the agent
+//! changes it under one lock and the store writes it durably.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+use tandem_common::api::{AttachmentKey, PodInterface, PodRef};
+
+/// The plane name of the control network; tenant planes are named after their tenant.
+pub const CONTROL_PLANE: &str = "control";
+
+/// An ENI attached to this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EniRecord {
+    pub id: String,
+    pub plane: String,
+    pub vswitch_id: String,
+    pub cidr: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    pub device_index: u32,
+    /// Device name on the node.
+    pub device: String,
+    pub primary_ip: Ipv4Addr,
+    /// Secondary IPs assigned by the cloud.
+    pub ips: BTreeSet<Ipv4Addr>,
+    /// Policy routing table of this ENI on the node.
+    pub table: u32,
+}
+
+/// One pod attachment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Allocation {
+    pub key: AttachmentKey,
+    pub pod: PodRef,
+    pub netns: PathBuf,
+    pub tenant: String,
+    pub interfaces: Vec<PodInterface>,
+    /// Link group of the host-side links, so DEL removes them in one request.
+    pub link_group: u32,
+    pub created_at: u64,
+}
+
+/// Everything that is persisted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct State {
+    pub enis: BTreeMap<String, EniRecord>,
+    /// Keyed by `containerId/ifname`.
+    pub allocations: BTreeMap<String, Allocation>,
+    pub next_link_group: u32,
+}
+
+/// Link groups Tandem hands out start here, far from the small numbers admins use.
+pub const LINK_GROUP_BASE: u32 = 0x7a6d_0000;
+
+pub fn key_string(key: &AttachmentKey) -> String {
+    format!("{}/{}", key.container_id, key.ifname)
+}
+
+impl State {
+    pub fn allocation(&self, key: &AttachmentKey) -> Option<&Allocation> {
+        self.allocations.get(&key_string(key))
+    }
+
+    /// IP → the attachment that uses it.
+    pub fn used_ips(&self) -> BTreeMap<Ipv4Addr, AttachmentKey> {
+        let mut used = BTreeMap::new();
+        for a in self.allocations.values() {
+            for i in &a.interfaces {
+                used.insert(i.ip, a.key.clone());
+            }
+        }
+        used
+    }
+
+    /// Free (assigned but unused) IPs of a plane, with their ENI.
+    pub fn free_ips(&self, plane: &str) -> Vec<(Ipv4Addr, String)> {
+        let used = self.used_ips();
+        self.enis
+            .values()
+            .filter(|e| e.plane == plane)
+            .flat_map(|e| e.ips.iter().map(move |ip| (*ip, e.id.clone())))
+            .filter(|(ip, _)| !used.contains_key(ip))
+            .collect()
+    }
+
+    pub fn enis_of<'a>(&'a self, plane: &'a str) -> impl Iterator<Item = &'a EniRecord> + 'a {
+        self.enis.values().filter(move |e| e.plane == plane)
+    }
+
+    pub fn take_link_group(&mut self) -> u32 {
+        let g = LINK_GROUP_BASE + self.next_link_group;
+        self.next_link_group = self.next_link_group.wrapping_add(1) % 0x1_0000;
+        g
+    }
+}

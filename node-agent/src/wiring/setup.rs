@@ -1,0 +1,118 @@
+//! Build a pod's interfaces. On error the caller runs `teardown`, which undoes any part.
+
+use tandem_common::api::PodInterface;
+use tandem_hostnet::link::VethSpec;
+use tandem_hostnet::route::{RouteSpec, TABLE_MAIN};
+use tandem_hostnet::{sysctl, Mac, NetNs, Netlink};
+
+use super::{host32, host_rules, pod_rule};
+use crate::error::{AgentError, AgentResult};
+
+/// Wire every interface of `ifaces` between the node (`host`) and the pod netns.
+pub async fn setup(
+    host: &Netlink,
+    pod: &NetNs,
+    ifaces: &[PodInterface],
+    link_group: u32,
+) -> AgentResult<()> {
+    let pod_nl = pod.netlink().await.map_err(|source| AgentError::Netns {
+        path: pod.path().to_path_buf(),
+        source,
+    })?;
+    let lo = pod_nl
+        .link_by_name("lo")
+        .await
+        .map_err(AgentError::wiring("find lo in the pod"))?;
+    if let Some(lo) = lo {
+        pod_nl
+            .set_up(lo.index)
+            .await
+            .map_err(AgentError::wiring("set lo up in the pod"))?;
+    }
+    for i in ifaces {
+        setup_host_side(host, pod, i, link_group).await?;
+        setup_pod_side(&pod_nl, i).await?;
+    }
+    Ok(())
+}
+
+fn mac(s: &str) -> AgentResult<Mac> {
+    s.parse()
+        .map_err(|e| AgentError::Internal(format!("bad MAC in plan: {e}")))
+}
+
+async fn setup_host_side(
+    host: &Netlink,
+    pod: &NetNs,
+    i: &PodInterface,
+    link_group: u32,
+) -> AgentResult<()> {
+    let w = |what: &str| AgentError::wiring(format!("{what} for {} ({})", i.ifname, i.host_ifname));
+    host.add_veth(&VethSpec {
+        name: &i.host_ifname,
+        mac: mac(&i.host_mac)?,
+        peer_name: &i.ifname,
+        peer_mac: mac(&i.mac)?,
+        peer_netns: pod,
+        mtu: i.mtu,
+        group: link_group,
+    })
+    .await
+    .map_err(w("create veth"))?;
+    let link = host
+        .link_by_name(&i.host_ifname)
+        .await
+        .map_err(w("look up host veth"))?
+        .ok_or_else(|| {
+            AgentError::Internal(format!("{} vanished after creation", i.host_ifname))
+        })?;
+    // Loose reverse-path filtering (DESIGN §3): strict mode drops replies that arrive on an
+    // ENI other than the one the main table would use.
+    sysctl::write(&format!("net.ipv4.conf.{}.rp_filter", i.host_ifname), "2")
+        .map_err(w("set rp_filter"))?;
+    host.set_up(link.index)
+        .await
+        .map_err(w("set host veth up"))?;
+    host.replace_route(&RouteSpec {
+        dst: host32(i.ip),
+        gw: None,
+        oif: link.index,
+        table: TABLE_MAIN,
+        onlink: false,
+    })
+    .await
+    .map_err(w("route to the pod"))?;
+    for rule in host_rules(i) {
+        host.add_rule(&rule).await.map_err(w("host rule"))?;
+    }
+    Ok(())
+}
+
+async fn setup_pod_side(pod: &Netlink, i: &PodInterface) -> AgentResult<()> {
+    let w = |what: &str| AgentError::wiring(format!("{what} for {} in the pod", i.ifname));
+    let link = pod
+        .link_by_name(&i.ifname)
+        .await
+        .map_err(w("look up"))?
+        .ok_or_else(|| AgentError::Internal(format!("{} did not appear in the pod", i.ifname)))?;
+    pod.set_up(link.index).await.map_err(w("set up"))?;
+    pod.add_addr(link.index, i.ip, i.prefix_len)
+        .await
+        .map_err(w("add address"))?;
+    pod.replace_permanent_neigh(link.index, i.gateway, mac(&i.host_mac)?)
+        .await
+        .map_err(w("gateway neighbour"))?;
+    for r in &i.routes {
+        pod.replace_route(&RouteSpec {
+            dst: r.dst,
+            gw: Some(r.gw),
+            oif: link.index,
+            table: r.table.unwrap_or(TABLE_MAIN),
+            onlink: true,
+        })
+        .await
+        .map_err(w("route"))?;
+    }
+    pod.add_rule(&pod_rule(i)).await.map_err(w("rule"))?;
+    Ok(())
+}
