@@ -26,6 +26,10 @@ pub struct NetConf {
     pub tenant_if_name: String,
     #[serde(default)]
     pub mtu: Option<u32>,
+    /// Tenant of every pod on this network (for runtimes without Kubernetes namespaces, e.g.
+    /// one podman network per tenant). `TANDEM_TENANT` in CNI_ARGS overrides it.
+    #[serde(default)]
+    pub tenant: Option<String>,
     /// How long ADD waits for the agent (which itself waits up to its pool's bound).
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,

@@ -28,7 +28,7 @@ pub async fn run(env: &CniEnv, conf: &NetConf) -> Result<Reply, PluginError> {
             uid: env.args.pod_uid.clone(),
             infra_container_id: env.args.infra_container_id.clone(),
         },
-        tenant: env.args.tenant.clone(),
+        tenant: env.args.tenant.clone().or_else(|| conf.tenant.clone()),
         mtu: conf.mtu,
     };
     // The agent rolls back its own half-built state when it fails; nothing is left here.
