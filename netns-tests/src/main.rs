@@ -45,6 +45,12 @@ enum Cmd {
         #[arg(long)]
         wait: bool,
     },
+    /// Bring a lab up, start pods of both tenants on both nodes, show their interfaces and a
+    /// connectivity matrix measured with real packets, delete them, show the pools, tear down.
+    Demo {
+        #[arg(long, env = "TANDEM_BIN_DIR")]
+        bin_dir: Option<PathBuf>,
+    },
     /// Tear a lab down (`--prefix P`) or all of them (`--all`).
     Down {
         #[arg(long, required_unless_present = "all", conflicts_with = "all")]
@@ -106,6 +112,13 @@ fn main() -> anyhow::Result<()> {
             }
             lab.detach();
         }
+        Cmd::Demo { bin_dir } => {
+            let options = LabOptions {
+                bin_dir,
+                ..LabOptions::default()
+            };
+            tandem_lab::demo::run(options, &mut |text| print_out(text))?;
+        }
         Cmd::Down {
             prefix,
             all,
@@ -144,4 +157,10 @@ fn summary(lab: &Lab) {
     }
     println!("  vpcsim   {}", lab.vpcsim_socket().display());
     println!("down with: tandem-lab down --prefix {}", lab.prefix());
+}
+
+/// The demo's report is for the terminal.
+#[expect(clippy::print_stdout, reason = "the demo prints its report")]
+fn print_out(text: &str) {
+    print!("{text}");
 }
