@@ -242,3 +242,28 @@ pub fn result_ips(result: &Value) -> Vec<String> {
         })
         .collect()
 }
+
+/// No host rule, route or link of `ips` is left on `node`.
+pub fn assert_no_trace(lab: &Lab, node: &str, ips: &[String]) {
+    let ns = &lab.node(node).unwrap().netns;
+    let rules = ip_out(ns, &["rule"]);
+    let routes = ip_out(ns, &["route", "show", "table", "all"]);
+    for ip in ips {
+        let needle = format!("{ip} ");
+        assert!(!rules.contains(&needle), "rule of {ip} left: {rules}");
+        assert!(!routes.contains(&needle), "route of {ip} left: {routes}");
+    }
+}
+
+/// Owners of `ips` in the agent's `/v1/enis` (`None`: free in the pool).
+pub fn owners(lab: &Lab, node: &str, ips: &[String]) -> Vec<Option<String>> {
+    let enis: tandem_common::api::EnisReply = agent_get(lab, node, tandem_common::api::PATH_ENIS);
+    ips.iter()
+        .map(|ip| {
+            let uses = enis.enis.iter().flat_map(|e| e.ips.iter());
+            let found = uses.clone().find(|u| u.ip.to_string() == *ip);
+            let found = found.unwrap_or_else(|| panic!("{ip} is not in the pool: {enis:?}"));
+            found.owner.as_ref().map(|k| k.container_id.clone())
+        })
+        .collect()
+}
