@@ -56,6 +56,9 @@ pub struct Eni {
     pub attachment: Option<Attachment>,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// Unix milliseconds of creation, so leaked ENIs can be collected after a grace period.
+    #[serde(default)]
+    pub created_at_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -236,6 +236,10 @@ impl CloudState {
             secondary_ips: Vec::new(),
             attachment: None,
             tags,
+            created_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
         };
         self.enis.insert(id, eni.clone());
         eni
