@@ -6,7 +6,7 @@ mod common;
 use common::{assert_clean, expect_error, node_request, pod, run};
 use serde_json::{json, Value};
 use tandem_lab::lab::cni_exec::CniRequest;
-use tandem_lab::lab::Lab;
+use tandem_lab::lab::{netns, Lab};
 
 /// ADD `req` (for a pod on n1) must fail with `code`, and leave n1 clean.
 fn failed_add(lab: &Lab, req: &CniRequest, code: u64) -> String {
@@ -205,4 +205,44 @@ fn code102_netns_path_does_not_exist() {
     let missing = format!("/run/netns/{}-does-not-exist", lab.prefix());
     let msg = failed_add(&lab, &add_req(&lab, &p).env("CNI_NETNS", &missing), 102);
     assert!(msg.contains(&missing), "{msg}");
+}
+
+#[test]
+fn code102_netns_path_is_not_a_netns() {
+    let Some(lab) = common::lab() else { return };
+    let p = pod(&lab, "n1", "acme");
+    let not_ns = lab.node("n1").unwrap().conflist.display().to_string();
+    failed_add(&lab, &add_req(&lab, &p).env("CNI_NETNS", &not_ns), 102);
+}
+
+#[test]
+fn code103_wiring_failure_is_rolled_back() {
+    let Some(lab) = common::lab() else { return };
+    let p = pod(&lab, "n1", "acme");
+    // The runtime (or a previous plugin) already put an eth1 in the pod.
+    netns::ip(
+        &p.netns,
+        &["link", "add", "eth1", "type", "veth", "peer", "name", "x1"],
+    )
+    .unwrap();
+    let msg = failed_add(&lab, &add_req(&lab, &p), 103);
+    assert!(msg.contains("eth1"), "{msg}");
+    let links = common::ip_out(&p.netns, &["-o", "link"]);
+    assert!(
+        links.contains(" eth1@x1"),
+        "the pod's own eth1 is untouched: {links}"
+    );
+    assert!(
+        !links.contains(" eth0@"),
+        "our eth0 was rolled back: {links}"
+    );
+    assert_eq!(
+        common::owners(&lab, "n1", &[]),
+        Vec::<Option<String>>::new()
+    );
+    let st = common::status(&lab, "n1");
+    assert!(
+        st.planes.iter().all(|pl| pl.used_ips == 0),
+        "addresses returned: {st:?}"
+    );
 }
