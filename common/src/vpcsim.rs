@@ -136,6 +136,86 @@ pub struct DescribeVSwitchesReply {
     pub vswitches: Vec<VSwitch>,
 }
 
+/// vpcsim's injectable misbehaviour (DESIGN.md §7), set at start and by `POST /_admin/SetFaults`.
+/// All off (zero) by default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Faults {
+    /// How long attach and detach take before they reply.
+    #[serde(default)]
+    pub attach_latency_ms: u64,
+    /// Sustained calls per second allowed per API action; 0 turns throttling off.
+    #[serde(default)]
+    pub throttle_rate: f64,
+    /// Calls per action that may come at once before throttling starts (at least 1 when on).
+    #[serde(default)]
+    pub throttle_burst: u32,
+    /// Probability that a call answers `InternalError` without doing anything.
+    #[serde(default)]
+    pub fail_rate: f64,
+    /// Probability that a create, attach or assign does its work and then answers
+    /// `InternalError` anyway.
+    #[serde(default)]
+    pub partial_rate: f64,
+}
+
+/// `POST /_admin/SetFaults`: the knobs to change; absent ones keep their value. The reply is
+/// the resulting [`Faults`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetFaultsRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attach_latency_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_burst: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail_rate: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial_rate: Option<f64>,
+    /// Re-seed the fault RNG, for a reproducible sequence from here on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl SetFaultsRequest {
+    /// Every knob of `faults`, so the request replaces all of them.
+    pub fn all(faults: &Faults) -> Self {
+        Self {
+            attach_latency_ms: Some(faults.attach_latency_ms),
+            throttle_rate: Some(faults.throttle_rate),
+            throttle_burst: Some(faults.throttle_burst),
+            fail_rate: Some(faults.fail_rate),
+            partial_rate: Some(faults.partial_rate),
+            seed: None,
+        }
+    }
+}
+
+/// Counts of one API action since vpcsim started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionStats {
+    /// Every call, answered or not.
+    pub calls: u64,
+    /// Answered `RequestLimitExceeded`.
+    pub throttled: u64,
+    /// Answered `InternalError` without doing anything (injected).
+    pub failed: u64,
+    /// Did the work, then answered `InternalError` (injected).
+    pub partial: u64,
+}
+
+/// `GET /_admin/Stats`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsReply {
+    pub faults: Faults,
+    /// Action name → counts.
+    pub actions: BTreeMap<String, ActionStats>,
+}
+
 /// The body of every non-2xx answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -1,10 +1,10 @@
 //! `tandem-lab`: bring the emulated VPC lab up and down, and run its emulated cloud.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use tandem_common::vpcsim::Faults;
 use tandem_lab::lab::{self, Lab, LabOptions};
 use tandem_lab::vpcsim::{self, SimOptions};
 
@@ -23,9 +23,8 @@ enum Cmd {
         topology: PathBuf,
         #[arg(long)]
         socket: PathBuf,
-        /// Attach and detach take this long before they reply.
-        #[arg(long, default_value_t = 0)]
-        attach_latency_ms: u64,
+        #[command(flatten)]
+        faults: FaultArgs,
     },
     /// Build a lab and leave it running.
     Up {
@@ -35,8 +34,8 @@ enum Cmd {
         /// Do not start `tandem-agent` on the nodes.
         #[arg(long)]
         no_agents: bool,
-        #[arg(long, default_value_t = 0)]
-        attach_latency_ms: u64,
+        #[command(flatten)]
+        faults: FaultArgs,
         #[arg(long, env = "TANDEM_BIN_DIR")]
         bin_dir: Option<PathBuf>,
         #[arg(long, default_value = lab::names::RUN_ROOT)]
@@ -50,6 +49,8 @@ enum Cmd {
     Demo {
         #[arg(long, env = "TANDEM_BIN_DIR")]
         bin_dir: Option<PathBuf>,
+        #[command(flatten)]
+        faults: FaultArgs,
     },
     /// Tear a lab down (`--prefix P`) or all of them (`--all`).
     Down {
@@ -60,6 +61,54 @@ enum Cmd {
         #[arg(long, default_value = lab::names::RUN_ROOT)]
         run_root: PathBuf,
     },
+}
+
+/// vpcsim's latency, throttling and failure knobs (`POST /_admin/SetFaults` changes them later).
+#[derive(Args)]
+struct FaultArgs {
+    /// Attach and detach take this long before they reply (real clouds: seconds).
+    #[arg(long, default_value_t = 2000)]
+    attach_latency_ms: u64,
+    /// Calls per second allowed per API action; 0: no throttling.
+    #[arg(long, default_value_t = 0.0)]
+    throttle_rate: f64,
+    /// Calls per API action that may come at once before throttling starts.
+    #[arg(long, default_value_t = 10)]
+    throttle_burst: u32,
+    /// Probability that a call fails with InternalError without doing anything.
+    #[arg(long, default_value_t = 0.0)]
+    fail_rate: f64,
+    /// Probability that a create, attach or assign is done but answers InternalError.
+    #[arg(long, default_value_t = 0.0)]
+    partial_rate: f64,
+    /// Seed of ENI ids and fault decisions, for reproducible runs.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl FaultArgs {
+    fn faults(&self) -> Faults {
+        Faults {
+            attach_latency_ms: self.attach_latency_ms,
+            throttle_rate: self.throttle_rate,
+            throttle_burst: self.throttle_burst,
+            fail_rate: self.fail_rate,
+            partial_rate: self.partial_rate,
+        }
+    }
+
+    /// These knobs on top of `base`.
+    fn lab_options(&self, base: LabOptions) -> LabOptions {
+        LabOptions {
+            attach_latency_ms: self.attach_latency_ms,
+            throttle_rate: self.throttle_rate,
+            throttle_burst: self.throttle_burst,
+            fail_rate: self.fail_rate,
+            partial_rate: self.partial_rate,
+            seed: self.seed,
+            ..base
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -73,11 +122,12 @@ fn main() -> anyhow::Result<()> {
         Cmd::Vpcsim {
             topology,
             socket,
-            attach_latency_ms,
+            faults,
         } => {
             let topo = lab::topology::Topology::load(&topology)?;
             let options = SimOptions {
-                attach_latency: Duration::from_millis(attach_latency_ms),
+                faults: faults.faults(),
+                seed: faults.seed,
             };
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -89,19 +139,18 @@ fn main() -> anyhow::Result<()> {
         Cmd::Up {
             prefix,
             no_agents,
-            attach_latency_ms,
+            faults,
             bin_dir,
             run_root,
             wait,
         } => {
-            let options = LabOptions {
+            let options = faults.lab_options(LabOptions {
                 prefix,
                 run_root,
                 start_agents: !no_agents,
                 bin_dir,
-                attach_latency_ms,
                 ..LabOptions::default()
-            };
+            });
             let lab = Lab::up(options).context("bring the lab up")?;
             summary(&lab);
             if wait {
@@ -112,11 +161,11 @@ fn main() -> anyhow::Result<()> {
             }
             lab.detach();
         }
-        Cmd::Demo { bin_dir } => {
-            let options = LabOptions {
+        Cmd::Demo { bin_dir, faults } => {
+            let options = faults.lab_options(LabOptions {
                 bin_dir,
                 ..LabOptions::default()
-            };
+            });
             tandem_lab::demo::run(options, &mut |text| print_out(text))?;
         }
         Cmd::Down {

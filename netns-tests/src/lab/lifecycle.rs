@@ -41,7 +41,7 @@ impl Lab {
             path: names.run_dir.clone(),
             source,
         })?;
-        let topology = Topology::standard(&names);
+        let topology = Topology::standard(&names, options.limits);
         let nodes = NODES
             .iter()
             .zip(&topology.instances)
@@ -78,7 +78,7 @@ impl Lab {
         vpc::setup(n, &self.topology)?;
         for node in &self.nodes {
             node::prepare(&node.netns)?;
-            node::write_files(n, node)?;
+            node::write_files(n, node, self.options.agent_pool.as_ref())?;
         }
         node::write_config(n)?;
         self.topology.save(&n.topology())?;
@@ -119,15 +119,19 @@ impl Lab {
     fn start_vpcsim(&self) -> Result<(), LabError> {
         let n = &self.names;
         let exe = process::find_binary("tandem-lab", self.options.bin_dir.as_deref())?;
-        let args: Vec<OsString> = vec![
-            "vpcsim".into(),
-            "--topology".into(),
-            n.topology().into(),
-            "--socket".into(),
-            n.vpcsim_socket().into(),
-            "--attach-latency-ms".into(),
-            self.options.attach_latency_ms.to_string().into(),
-        ];
+        let o = &self.options;
+        let mut args: Vec<OsString> = vec!["vpcsim".into(), "--topology".into()];
+        args.push(n.topology().into());
+        args.extend(["--socket".into(), n.vpcsim_socket().into()]);
+        let mut flag = |name: &str, value: String| args.extend([name.into(), value.into()]);
+        flag("--attach-latency-ms", o.attach_latency_ms.to_string());
+        flag("--throttle-rate", o.throttle_rate.to_string());
+        flag("--throttle-burst", o.throttle_burst.to_string());
+        flag("--fail-rate", o.fail_rate.to_string());
+        flag("--partial-rate", o.partial_rate.to_string());
+        if let Some(seed) = o.seed {
+            flag("--seed", seed.to_string());
+        }
         let spec = SpawnSpec {
             name: "vpcsim".to_owned(),
             exe,

@@ -25,6 +25,7 @@ pub use lifecycle::Lab;
 pub use node::NodeInfo;
 pub use pod::Pod;
 pub use teardown::{down, down_all, teardown_on_signal};
+pub use topology::InstanceLimits;
 
 use names::RUN_ROOT;
 
@@ -71,8 +72,23 @@ pub struct LabOptions {
     /// Where `tandem`, `tandem-agent` and `tandem-lab` are; default: `$TANDEM_BIN_DIR`, then
     /// beside the running executable.
     pub bin_dir: Option<PathBuf>,
-    /// vpcsim `--attach-latency-ms`.
+    /// vpcsim `--attach-latency-ms` (default 0 here, for fast tests; the CLI's is 2000).
     pub attach_latency_ms: u64,
+    /// vpcsim `--throttle-rate`: calls per second per API action; 0 (default): no throttling.
+    pub throttle_rate: f64,
+    /// vpcsim `--throttle-burst` (default 10).
+    pub throttle_burst: u32,
+    /// vpcsim `--fail-rate` (default 0).
+    pub fail_rate: f64,
+    /// vpcsim `--partial-rate` (default 0).
+    pub partial_rate: f64,
+    /// vpcsim `--seed`.
+    pub seed: Option<u64>,
+    /// Every instance's limits (default 8 ENIs of 30 IPs, like an m5.4xlarge).
+    pub limits: InstanceLimits,
+    /// Merged as the `"pool"` key of every node's `agent.json` (the agent's camelCase pool
+    /// knobs, e.g. `{"warmIps": 4}`); `None`: the agent's defaults.
+    pub agent_pool: Option<serde_json::Value>,
     /// Extra environment for the agents (e.g. `RUST_LOG`).
     pub agent_env: Vec<(String, String)>,
     /// How long vpcsim and each agent may take to answer on their socket.
@@ -87,6 +103,13 @@ impl Default for LabOptions {
             start_agents: true,
             bin_dir: None,
             attach_latency_ms: 0,
+            throttle_rate: 0.0,
+            throttle_burst: 10,
+            fail_rate: 0.0,
+            partial_rate: 0.0,
+            seed: None,
+            limits: InstanceLimits::default(),
+            agent_pool: None,
             agent_env: Vec::new(),
             ready_timeout: Duration::from_secs(10),
         }

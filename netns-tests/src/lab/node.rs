@@ -77,8 +77,12 @@ pub fn node_info(names: &LabNames, node: &str, inst: &InstanceSpec) -> NodeInfo 
     }
 }
 
-/// `agent.json` and `net.d/10-tandem.conflist` of one node.
-pub fn write_files(names: &LabNames, node: &NodeInfo) -> Result<(), NodeError> {
+/// `agent.json` (with `pool` as given) and `net.d/10-tandem.conflist` of one node.
+pub fn write_files(
+    names: &LabNames,
+    node: &NodeInfo,
+    pool: Option<&serde_json::Value>,
+) -> Result<(), NodeError> {
     let dir = names.node_dir(&node.name);
     // Structs, not `json!`: serde_json sorts map keys, and these files are read by people too.
     let agent = AgentFile {
@@ -97,6 +101,7 @@ pub fn write_files(names: &LabNames, node: &NodeInfo) -> Result<(), NodeError> {
             v_switch: "vsw-ctl",
             platform_cidrs: &[PLATFORM_CIDR],
         },
+        pool,
     };
     let conflist = ConflistFile {
         cni_version: "1.1.0",
@@ -121,16 +126,23 @@ pub fn write_files(names: &LabNames, node: &NodeInfo) -> Result<(), NodeError> {
     write(&node.conflist, &conflist)
 }
 
+/// The tenants of the standard lab and their interface modes.
+pub const TENANTS: [(&str, &str); 3] = [
+    ("acme", "shared"),
+    ("globex", "shared"),
+    ("initech", "exclusive"),
+];
+
 /// The tenants of the standard lab, as the agent's file config source reads them.
 pub fn write_config(names: &LabNames) -> Result<(), NodeError> {
     let dir = names.config_dir();
     mkdir(&dir)?;
-    for tenant in ["acme", "globex"] {
+    for (tenant, mode) in TENANTS {
         let yaml = format!(
             "apiVersion: tandem.dev/v1alpha1\n\
              kind: TenantNetwork\n\
              metadata: {{name: {tenant}}}\n\
-             spec: {{scheme: independent, interfaceMode: shared, environment: closed, \
+             spec: {{scheme: independent, interfaceMode: {mode}, environment: closed, \
              vSwitches: [vsw-{tenant}], securityGroups: [], \
              namespaceSelector: {{matchLabels: {{tenant: {tenant}}}}}}}\n\
              ---\n\
@@ -169,6 +181,8 @@ struct AgentFile<'a> {
     config_dir: &'a Path,
     cloud: CloudFile<'a>,
     control: ControlFile<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pool: Option<&'a serde_json::Value>,
 }
 
 #[derive(Serialize)]

@@ -68,6 +68,25 @@ pub struct PrimaryEniSpec {
     pub primary_ip: Ipv4Addr,
 }
 
+/// What one instance type allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceLimits {
+    /// ENIs, the primary one included.
+    pub max_enis: u32,
+    /// Private IPs per ENI, its primary one included.
+    pub max_ips_per_eni: u32,
+}
+
+impl Default for InstanceLimits {
+    /// An AWS m5.4xlarge: 8 ENIs of 30 addresses.
+    fn default() -> Self {
+        Self {
+            max_enis: 8,
+            max_ips_per_eni: 30,
+        }
+    }
+}
+
 impl Topology {
     pub fn load(path: &Path) -> Result<Self, TopologyError> {
         let text = std::fs::read_to_string(path).map_err(|source| TopologyError::Read {
@@ -96,8 +115,9 @@ impl Topology {
         self.instances.iter().find(|i| i.id == id)
     }
 
-    /// The standard lab (DESIGN.md §7): a control vSwitch, one per tenant, two nodes.
-    pub fn standard(names: &LabNames) -> Self {
+    /// The standard lab (DESIGN.md §7): a control vSwitch, one per tenant (acme, globex,
+    /// initech), two nodes of the given limits.
+    pub fn standard(names: &LabNames, limits: InstanceLimits) -> Self {
         let vsw = |id: &str, net: [u8; 3], bridge: &str, reserved: Vec<Ipv4Addr>| VSwitchSpec {
             id: id.to_owned(),
             cidr: Ipv4Net::new(Ipv4Addr::new(net[0], net[1], net[2], 0), 24).expect("valid /24"),
@@ -112,14 +132,15 @@ impl Topology {
                 vsw("vsw-ctl", [10, 10, 0], "br-ctl", node_ips),
                 vsw("vsw-acme", [10, 1, 0], "br-acme", vec![]),
                 vsw("vsw-globex", [10, 2, 0], "br-globex", vec![]),
+                vsw("vsw-initech", [10, 3, 0], "br-initech", vec![]),
             ],
             instances: NODES
                 .iter()
                 .map(|(node, instance, ip)| InstanceSpec {
                     id: (*instance).to_owned(),
                     netns: names.netns(node),
-                    max_enis: 4,
-                    max_ips_per_eni: 10,
+                    max_enis: limits.max_enis,
+                    max_ips_per_eni: limits.max_ips_per_eni,
                     primary_eni: PrimaryEniSpec {
                         vswitch_id: "vsw-ctl".to_owned(),
                         primary_ip: Ipv4Addr::from(*ip),

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tandem_common::vpcsim::{
     AssignIpsReply, AssignIpsRequest, AttachEniRequest, CloudError, CreateEniRequest,
     DescribeEnisReply, DescribeEnisRequest, DescribeInstanceRequest, DescribeVSwitchesReply, Eni,
-    EniIdRequest, Instance, UnassignIpsRequest, VSwitch,
+    EniIdRequest, Faults, Instance, SetFaultsRequest, StatsReply, UnassignIpsRequest, VSwitch,
 };
 
 use crate::lab::http::{self, HttpError};
@@ -67,8 +67,33 @@ impl VpcsimClient {
         req: &Req,
     ) -> Result<Resp, ClientError> {
         let body = serde_json::to_vec(req).expect("request serialises");
+        self.request(Method::POST, action, Some(body)).await
+    }
+
+    /// Change fault knobs at run time (absent ones keep their value); returns them all.
+    pub async fn set_faults(&self, req: &SetFaultsRequest) -> Result<Faults, ClientError> {
+        self.call("_admin/SetFaults", req).await
+    }
+
+    /// Turn every fault off (latency included).
+    pub async fn clear_faults(&self) -> Result<Faults, ClientError> {
+        self.set_faults(&SetFaultsRequest::all(&Faults::default()))
+            .await
+    }
+
+    /// The knobs in force and per-action counts of calls, throttles and injected failures.
+    pub async fn stats(&self) -> Result<StatsReply, ClientError> {
+        self.request(Method::GET, "_admin/Stats", None).await
+    }
+
+    async fn request<Resp: DeserializeOwned>(
+        &self,
+        method: Method,
+        action: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Resp, ClientError> {
         let path = format!("/{action}");
-        let (status, bytes) = http::request(&self.socket, Method::POST, &path, Some(body)).await?;
+        let (status, bytes) = http::request(&self.socket, method, &path, body).await?;
         let decode = |source| ClientError::Decode {
             action: action.to_owned(),
             status: status.as_u16(),

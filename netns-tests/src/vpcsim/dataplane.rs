@@ -46,17 +46,30 @@ pub fn attach(plug: &Plug, eni: &Eni, device_index: u32) -> Result<(), NetnsErro
 }
 
 /// Withdraw an ENI's addresses and delete its veth pair; best effort, keeps going on errors.
+///
+/// Only the VPC end is deleted by name: the node end may have been renamed or moved into a pod
+/// namespace (exclusive mode), and it dies with its peer. If that pod namespace was deleted, the
+/// pair is already gone; what is already gone counts as removed.
 pub fn detach(plug: &Plug, eni: &Eni) -> Result<(), NetnsError> {
     let mut lines = neigh_lines("del", plug, &all_ips(eni), None);
     lines.push(format!("link del {}", vpc_ifname(&eni.id)));
     let mut first_err = None;
     for line in &lines {
         let args: Vec<&str> = line.split(' ').collect();
-        if let Err(e) = netns::ip(&plug.vpc_netns, &args) {
-            first_err.get_or_insert(e);
+        match netns::ip(&plug.vpc_netns, &args) {
+            Err(e) if !is_gone(&e) => {
+                first_err.get_or_insert(e);
+            }
+            _ => {}
         }
     }
     first_err.map_or(Ok(()), Err)
+}
+
+/// iproute2's answer for a link or neighbour entry that does not exist.
+fn is_gone(e: &NetnsError) -> bool {
+    matches!(e, NetnsError::Failed { stderr, .. }
+        if stderr.contains("Cannot find device") || stderr.contains("No such file or directory"))
 }
 
 /// Publish (`replace`) or withdraw (`del`) addresses of an attached ENI.

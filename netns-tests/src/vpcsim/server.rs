@@ -1,30 +1,37 @@
 //! The HTTP face of vpcsim: `POST /<Action>` with a JSON body, on a unix socket (axum 0.8).
 //!
-//! Every mutating call takes the state lock, changes the books, applies the dataplane effect and
-//! rolls the books back if that fails, so the books and the namespaces never disagree. Calls that
-//! emulate slow cloud operations (attach, detach) sleep *before* taking the lock.
+//! Every call first passes admission ([`Sim::admit`]: per-action token buckets, injected
+//! failures; see [`super::faults`]). Calls on one ENI (`ops.rs`) hold that ENI's lock, change
+//! the books under the global state lock only briefly, apply the dataplane effect outside it and
+//! roll the books back if that fails, so the books and the namespaces never disagree for long
+//! and calls on different ENIs run concurrently. Slow cloud operations (attach, detach) sleep
+//! before taking any lock.
+//!
+//! Besides the cloud API, `POST /_admin/SetFaults` changes the fault knobs at run time and
+//! `GET /_admin/Stats` reports per-action counts.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
-use serde_json::{json, Value};
+use serde_json::Value;
 use tandem_common::vpcsim::{
-    codes, AssignIpsReply, AssignIpsRequest, AttachEniRequest, CloudError, CreateEniRequest,
-    DescribeEnisReply, DescribeEnisRequest, DescribeInstanceRequest, DescribeVSwitchesReply, Eni,
-    EniIdRequest, UnassignIpsRequest,
+    codes, CloudError, CreateEniRequest, DescribeEnisReply, DescribeEnisRequest,
+    DescribeInstanceRequest, DescribeVSwitchesReply, Eni, EniIdRequest, Faults, SetFaultsRequest,
 };
 use tokio::net::UnixListener;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::dataplane::{self, Plug};
+use super::faults::{Chaos, FaultsError, Verdict};
 use super::state::{CloudState, StateError};
 use crate::lab::topology::Topology;
 
@@ -42,14 +49,31 @@ pub enum ServerError {
     },
     #[error("create primary eni of {instance}: {message}")]
     Primary { instance: String, message: String },
+    #[error("fault knobs: {0}")]
+    Faults(#[from] FaultsError),
 }
 
-/// Knobs of the emulation; more (throttling, failure injection) will join them.
+/// Knobs of the emulation.
 #[derive(Debug, Clone, Default)]
 pub struct SimOptions {
-    /// How long attach and detach take before they reply.
-    pub attach_latency: Duration,
+    /// Latency, throttling and failures from the start (all off by default).
+    pub faults: Faults,
+    /// Seeds ENI ids and MACs and the fault decisions; `None`: from the OS.
+    pub seed: Option<u64>,
 }
+
+/// Every action of the cloud API.
+pub const ACTIONS: [&str; 9] = [
+    "CreateNetworkInterface",
+    "AttachNetworkInterface",
+    "DetachNetworkInterface",
+    "DeleteNetworkInterface",
+    "AssignPrivateIpAddresses",
+    "UnassignPrivateIpAddresses",
+    "DescribeNetworkInterfaces",
+    "DescribeInstance",
+    "DescribeVSwitches",
+];
 
 /// A cloud error on its way to the wire.
 #[derive(Debug)]
@@ -59,14 +83,18 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+    pub(super) fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
         let body = CloudError {
             code: code.to_owned(),
             message: message.into(),
         };
         Self { status, body }
     }
-    fn internal(message: impl std::fmt::Display) -> Self {
+    /// The error as the wire carries it.
+    pub fn body(&self) -> &CloudError {
+        &self.body
+    }
+    pub(super) fn internal(message: impl std::fmt::Display) -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             codes::INTERNAL,
@@ -90,22 +118,49 @@ impl IntoResponse for ApiError {
 
 pub struct Sim {
     topology: Topology,
-    options: SimOptions,
-    state: Mutex<CloudState>,
+    pub(super) state: Mutex<CloudState>,
+    chaos: std::sync::Mutex<Chaos>,
+    /// One lock per ENI id, held by every call on that ENI for its whole length.
+    eni_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl Sim {
-    pub fn new(topology: Topology, options: SimOptions) -> Self {
-        let state = Mutex::new(CloudState::new(&topology));
-        Self {
+    pub fn new(topology: Topology, options: SimOptions) -> Result<Self, ServerError> {
+        let state = match options.seed {
+            Some(seed) => CloudState::with_seed(&topology, seed),
+            None => CloudState::new(&topology),
+        };
+        // A different stream than the ids', so turning faults on does not change the ids.
+        let chaos = Chaos::new(options.faults, options.seed.map(|s| s ^ 0xfa17))?;
+        Ok(Self {
             topology,
-            options,
-            state,
-        }
+            state: Mutex::new(state),
+            chaos: std::sync::Mutex::new(chaos),
+            eni_locks: std::sync::Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// How long attach and detach take right now.
+    pub(super) fn latency(&self) -> Duration {
+        Duration::from_millis(lock(&self.chaos).faults().attach_latency_ms)
+    }
+
+    /// Wait for exclusive use of one ENI.
+    pub(super) async fn eni_guard(&self, eni_id: &str) -> OwnedMutexGuard<()> {
+        let m = lock(&self.eni_locks)
+            .entry(eni_id.to_owned())
+            .or_default()
+            .clone();
+        m.lock_owned().await
+    }
+
+    /// Forget the lock of a deleted ENI.
+    pub(super) fn forget_eni(&self, eni_id: &str) {
+        lock(&self.eni_locks).remove(eni_id);
     }
 
     /// Where an ENI attached to `instance` plugs in.
-    fn plug(&self, eni: &Eni, instance: &str) -> Result<Plug, ApiError> {
+    pub(super) fn plug(&self, eni: &Eni, instance: &str) -> Result<Plug, ApiError> {
         let vsw = self.topology.vswitch(&eni.vswitch_id);
         let inst = self.topology.instance(instance);
         match (vsw, inst) {
@@ -141,13 +196,47 @@ impl Sim {
         Ok(())
     }
 
-    /// Admission control: the place for per-API token buckets and injected failures.
-    fn admit(&self, _action: &str) -> Result<(), ApiError> {
-        Ok(())
+    /// Admission control: the action's token bucket, then an injected failure. `Ok(true)`:
+    /// do the work, then answer `InternalError` (a partial failure).
+    fn admit(&self, action: &str) -> Result<bool, ApiError> {
+        match lock(&self.chaos).admit(action, Instant::now()) {
+            Verdict::Go { partial } => Ok(partial),
+            Verdict::Throttled => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                codes::THROTTLED,
+                format!("request limit exceeded for {action}"),
+            )),
+            Verdict::Failed => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL,
+                format!("{action}: an internal error occurred (injected)"),
+            )),
+        }
     }
 
     async fn handle(&self, action: &str, body: &[u8]) -> Result<Value, ApiError> {
-        self.admit(action)?;
+        if !ACTIONS.contains(&action) {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                codes::BAD_REQUEST,
+                format!("unknown action {action}"),
+            ));
+        }
+        let partial = self.admit(action)?;
+        let reply = self.perform(action, body).await?;
+        if partial {
+            lock(&self.chaos).count_partial(action);
+            tracing::info!(%action, "partial failure injected after the work was done");
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                codes::INTERNAL,
+                format!("{action}: an internal error occurred (injected)"),
+            ));
+        }
+        Ok(reply)
+    }
+
+    async fn perform(&self, action: &str, body: &[u8]) -> Result<Value, ApiError> {
         match action {
             "CreateNetworkInterface" => {
                 let req: CreateEniRequest = parse(body)?;
@@ -157,8 +246,7 @@ impl Sim {
             "DetachNetworkInterface" => self.detach(parse(body)?).await,
             "DeleteNetworkInterface" => {
                 let req: EniIdRequest = parse(body)?;
-                self.state.lock().await.delete(&req.eni_id)?;
-                Ok(json!({}))
+                self.delete(&req.eni_id).await
             }
             "AssignPrivateIpAddresses" => self.assign(parse(body)?).await,
             "UnassignPrivateIpAddresses" => self.unassign(parse(body)?).await,
@@ -182,70 +270,9 @@ impl Sim {
             )),
         }
     }
-
-    async fn attach(&self, req: AttachEniRequest) -> Result<Value, ApiError> {
-        tokio::time::sleep(self.options.attach_latency).await;
-        let mut state = self.state.lock().await;
-        let eni = state.attach(&req.eni_id, &req.instance_id)?;
-        let index = eni.attachment.as_ref().map_or(0, |a| a.device_index);
-        let plug = self.plug(&eni, &req.instance_id)?;
-        let copy = eni.clone();
-        if let Err(e) = blocking(move || dataplane::attach(&plug, &copy, index)).await {
-            state.rollback_attach(&req.eni_id);
-            return Err(e);
-        }
-        to_value(eni)
-    }
-
-    async fn detach(&self, req: EniIdRequest) -> Result<Value, ApiError> {
-        tokio::time::sleep(self.options.attach_latency).await;
-        let mut state = self.state.lock().await;
-        let before = state.detach(&req.eni_id)?;
-        let instance = before.attachment.as_ref().map(|a| a.instance_id.clone());
-        let plug = self.plug(&before, instance.as_deref().unwrap_or_default())?;
-        let copy = before.clone();
-        // The books say detached either way: a leftover veth dies with its namespace.
-        if let Err(e) = blocking(move || dataplane::detach(&plug, &copy)).await {
-            tracing::warn!(eni = %req.eni_id, error = %e.body.message, "detach dataplane");
-        }
-        to_value(state.eni(&req.eni_id)?.clone())
-    }
-
-    async fn assign(&self, req: AssignIpsRequest) -> Result<Value, ApiError> {
-        let mut state = self.state.lock().await;
-        let (eni, assigned) = state.assign(&req)?;
-        if let Some(a) = &eni.attachment {
-            let plug = self.plug(&eni, &a.instance_id)?;
-            let (ips, mac) = (assigned.clone(), eni.mac.clone());
-            let res = blocking(move || dataplane::neighbours(&plug, "replace", &ips, &mac)).await;
-            if let Err(e) = res {
-                let undo = UnassignIpsRequest {
-                    eni_id: req.eni_id.clone(),
-                    ips: assigned,
-                };
-                let _ = state.unassign(&undo);
-                return Err(e);
-            }
-        }
-        to_value(AssignIpsReply { assigned })
-    }
-
-    async fn unassign(&self, req: UnassignIpsRequest) -> Result<Value, ApiError> {
-        let mut state = self.state.lock().await;
-        let eni = state.unassign(&req)?;
-        if let Some(a) = &eni.attachment {
-            let plug = self.plug(&eni, &a.instance_id)?;
-            let (ips, mac) = (req.ips.clone(), eni.mac.clone());
-            if let Err(e) = blocking(move || dataplane::neighbours(&plug, "del", &ips, &mac)).await
-            {
-                tracing::warn!(eni = %req.eni_id, error = %e.body.message, "unassign dataplane");
-            }
-        }
-        Ok(json!({}))
-    }
 }
 
-async fn blocking<F>(f: F) -> Result<(), ApiError>
+pub(super) async fn blocking<F>(f: F) -> Result<(), ApiError>
 where
     F: FnOnce() -> Result<(), crate::lab::netns::NetnsError> + Send + 'static,
 {
@@ -255,7 +282,7 @@ where
     }
 }
 
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(super) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -272,7 +299,7 @@ fn parse_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Api
     parse(body)
 }
 
-fn to_value<T: serde::Serialize>(v: T) -> Result<Value, ApiError> {
+pub(super) fn to_value<T: serde::Serialize>(v: T) -> Result<Value, ApiError> {
     serde_json::to_value(v).map_err(ApiError::internal)
 }
 
@@ -294,10 +321,35 @@ async fn dispatch(
     }
 }
 
+async fn set_faults(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let res = parse::<SetFaultsRequest>(&body).and_then(|req| {
+        lock(&sim.chaos)
+            .set(&req)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, codes::BAD_REQUEST, e.to_string()))
+    });
+    match res {
+        Ok(faults) => {
+            tracing::info!(?faults, "faults set");
+            Json(faults).into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn stats(State(sim): State<Arc<Sim>>) -> Response {
+    Json(lock(&sim.chaos).stats()).into_response()
+}
+
 pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
+        .route("/_admin/SetFaults", post(set_faults))
+        .route("/_admin/Stats", get(stats))
         .route("/{action}", post(dispatch))
         .with_state(sim)
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Plug the primary ENIs, then serve on `socket` until SIGINT/SIGTERM.
@@ -306,7 +358,7 @@ pub async fn run(
     socket: &Path,
     options: SimOptions,
 ) -> Result<(), ServerError> {
-    let sim = Arc::new(Sim::new(topology, options));
+    let sim = Arc::new(Sim::new(topology, options)?);
     sim.create_primaries().await?;
     let _ = std::fs::remove_file(socket);
     let listener = UnixListener::bind(socket).map_err(|source| ServerError::Bind {

@@ -310,9 +310,9 @@ impl CloudState {
         Ok(eni.clone())
     }
 
-    /// `DetachNetworkInterface`; returns the ENI as it was while attached.
-    pub fn detach(&mut self, eni_id: &str) -> Result<Eni, StateError> {
-        let eni = self.eni_mut(eni_id)?;
+    /// Whether `DetachNetworkInterface` may proceed; returns the ENI as it is (attached).
+    pub fn check_detach(&self, eni_id: &str) -> Result<Eni, StateError> {
+        let eni = self.eni(eni_id)?;
         match &eni.attachment {
             None => Err(StateError::IncorrectState {
                 eni: eni_id.to_owned(),
@@ -322,12 +322,15 @@ impl CloudState {
                 eni: eni_id.to_owned(),
                 reason: "is the primary interface of its instance".to_owned(),
             }),
-            Some(_) => {
-                let before = eni.clone();
-                eni.attachment = None;
-                Ok(before)
-            }
+            Some(_) => Ok(eni.clone()),
         }
+    }
+
+    /// `DetachNetworkInterface`; returns the ENI as it was while attached.
+    pub fn detach(&mut self, eni_id: &str) -> Result<Eni, StateError> {
+        let before = self.check_detach(eni_id)?;
+        self.eni_mut(eni_id)?.attachment = None;
+        Ok(before)
     }
 
     /// Undo a successful [`Self::attach`] whose dataplane effect failed.

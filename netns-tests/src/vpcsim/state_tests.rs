@@ -10,7 +10,11 @@ use super::*;
 use crate::lab::names::LabNames;
 
 fn state() -> CloudState {
-    let topo = Topology::standard(&LabNames::new("t", Path::new("/tmp")));
+    let limits = crate::lab::InstanceLimits {
+        max_enis: 4,
+        max_ips_per_eni: 10,
+    };
+    let topo = Topology::standard(&LabNames::new("t", Path::new("/tmp")), limits);
     let mut s = CloudState::with_seed(&topo, 7);
     for i in &topo.instances {
         let p = &i.primary_eni;
