@@ -91,6 +91,7 @@ mod tests {
             host_table: 3000,
             pod_table: 100,
             plane: "control".into(),
+            exclusive: false,
         };
         let main = PodRoute {
             dst: "0.0.0.0/0".parse().unwrap(),

@@ -104,6 +104,10 @@ pub struct PodInterface {
     pub pod_table: u32,
     /// "control" or the tenant's name.
     pub plane: String,
+    /// The whole ENI was moved into the pod (exclusive mode); `host_ifname` is its name on
+    /// the node, where DEL moves it back.
+    #[serde(default)]
+    pub exclusive: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -262,4 +266,62 @@ pub struct ApiError {
     pub message: String,
     #[serde(default)]
     pub details: String,
+}
+
+pub const PATH_POOL: &str = "/v1/pool";
+pub const PATH_MAPPING: &str = "/v1/mapping";
+pub const PATH_METRICS: &str = "/metrics";
+
+/// One plane's pool: levels, the one-step target, and the knobs behind it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolPlane {
+    pub plane: String,
+    /// "shared" (addresses) or "exclusive" (whole ENIs: counts below are ENIs).
+    pub mode: String,
+    pub enis: u32,
+    pub used: u32,
+    pub free: u32,
+    pub cooling: u32,
+    pub waiting: u32,
+    /// Used recently; an idle plane shrinks to its minimum.
+    pub active: bool,
+    pub target: u32,
+    pub min: u32,
+    pub warm: u32,
+    pub max: u32,
+    /// The most this plane could hold with the instance's remaining ENI slots.
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolReply {
+    pub max_enis: u32,
+    pub ips_per_eni: u32,
+    pub enis_attached: u32,
+    pub planes: Vec<PoolPlane>,
+}
+
+/// ENIs and addresses as one source sees them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Inventory {
+    /// ENIs attached to this node (that Tandem manages).
+    pub enis: std::collections::BTreeSet<String>,
+    /// Secondary addresses of those ENIs (the store and the cloud) …
+    pub eni_ips: std::collections::BTreeSet<Ipv4Addr>,
+    /// … and the pod addresses in use (the store and the kernel).
+    pub pod_ips: std::collections::BTreeSet<Ipv4Addr>,
+}
+
+/// `tandemctl mapping`: store ↔ kernel ↔ cloud.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MappingReply {
+    pub consistent: bool,
+    pub problems: Vec<String>,
+    pub store: Inventory,
+    pub kernel: Inventory,
+    pub cloud: Inventory,
 }

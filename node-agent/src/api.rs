@@ -20,6 +20,9 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route(PATH_STATUS, get(status))
         .route(PATH_PODS, get(pods))
         .route(PATH_ENIS, get(enis))
+        .route(PATH_POOL, get(pool))
+        .route(PATH_MAPPING, get(mapping))
+        .route(PATH_METRICS, get(metrics))
         .with_state(agent)
 }
 
@@ -27,14 +30,24 @@ async fn add(
     State(a): State<Arc<Agent>>,
     Json(req): Json<AddRequest>,
 ) -> AgentResult<Json<AddReply>> {
-    a.add(req).await.map(Json)
+    let started = std::time::Instant::now();
+    let res = a.add(req).await.map(Json);
+    a.metrics
+        .add_seconds
+        .observe(started.elapsed().as_secs_f64());
+    res
 }
 
 async fn del(
     State(a): State<Arc<Agent>>,
     Json(req): Json<DelRequest>,
 ) -> AgentResult<Json<DelReply>> {
-    a.del(req).await.map(Json)
+    let started = std::time::Instant::now();
+    let res = a.del(req).await.map(Json);
+    a.metrics
+        .del_seconds
+        .observe(started.elapsed().as_secs_f64());
+    res
 }
 
 async fn check(
@@ -46,6 +59,28 @@ async fn check(
 
 async fn gc(State(a): State<Arc<Agent>>, Json(req): Json<GcRequest>) -> AgentResult<Json<GcReply>> {
     a.gc(req).await.map(Json)
+}
+
+async fn pool(State(a): State<Arc<Agent>>) -> Json<PoolReply> {
+    Json(a.pool().await)
+}
+
+async fn mapping(State(a): State<Arc<Agent>>) -> AgentResult<Json<MappingReply>> {
+    a.mapping().await.map(Json)
+}
+
+async fn metrics(State(a): State<Arc<Agent>>) -> String {
+    a.metrics_text().await
+}
+
+/// `GET /metrics` over TCP, for Prometheus.
+pub async fn serve_metrics(agent: Arc<Agent>, addr: std::net::SocketAddr) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "serving metrics");
+    let app = Router::new()
+        .route(PATH_METRICS, get(metrics))
+        .with_state(agent);
+    axum::serve(listener, app).await
 }
 
 async fn status(State(a): State<Arc<Agent>>) -> Json<StatusReply> {

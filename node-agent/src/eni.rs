@@ -37,6 +37,10 @@ pub async fn configure(nl: &Netlink, eni: &EniRecord) -> AgentResult<String> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    if eni.exclusive {
+        // Moved whole into a pod later; nothing of it is used on the node.
+        return Ok(link.name);
+    }
     let w = |what: &str| AgentError::wiring(format!("{what} of ENI {} ({})", eni.id, link.name));
     sysctl::write(&format!("net.ipv4.conf.{}.rp_filter", link.name), "2")
         .map_err(w("set rp_filter"))?;

@@ -7,6 +7,7 @@ pub mod config;
 pub mod ctl;
 pub mod eni;
 pub mod error;
+pub mod metrics;
 pub mod model;
 pub mod pool;
 pub mod provider;

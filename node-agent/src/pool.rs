@@ -1,147 +1,226 @@
-//! Pool planning: what the background refill should ask of the cloud for one plane. Pure, so
-//! the arithmetic is unit-tested without a cloud.
-
-use tandem_common::vpcsim::Instance;
+//! Pool planning: from one plane's levels, what to ask of the cloud or give back. Pure, so the
+//! arithmetic is unit-tested without a cloud.
 
 use crate::config::PoolConfig;
-use crate::state::State;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RefillAction {
-    /// The plane has its warm IPs.
-    Nothing,
-    /// Ask for `count` more secondary IPs on this ENI.
-    AssignIps { eni_id: String, count: u32 },
-    /// Every ENI of the plane is full: create and attach one more in this vSwitch.
-    NewEni { vswitch_id: String },
-    /// The instance's ENI or IP limits are reached.
-    AtLimit,
+/// What a plane holds now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Levels {
+    /// Addresses (shared planes) or ENIs (exclusive planes) in use by pods.
+    pub used: u32,
+    /// Ready to hand out.
+    pub free: u32,
+    /// Released, waiting out the cool-down.
+    pub cooling: u32,
+    /// ADDs waiting for this plane right now.
+    pub waiting: u32,
+    /// Whether pods used the plane recently; an idle plane shrinks to its minimum.
+    pub active: bool,
+    /// Secondary addresses on each of the plane's ENIs (ENI id, count).
+    pub enis: Vec<(String, u32)>,
 }
 
-/// One step from the current levels to the warm target: the number asked is the whole gap
-/// (at least one batch), capped by what the ENI can still hold.
-pub fn plan(
-    state: &State,
-    plane: &str,
-    vswitch_id: &str,
-    limits: &Instance,
-    cfg: &PoolConfig,
-    demand: u32,
-) -> RefillAction {
-    let free = state.free_ips(plane).len() as u32;
-    let want = cfg.warm_ips.max(demand);
-    if free >= want {
-        return RefillAction::Nothing;
+/// The instance's limits as they bear on one plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// ENIs that may still be attached to the instance (all planes together).
+    pub spare_enis: u32,
+    /// Secondary addresses one ENI may hold.
+    pub ips_per_eni: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Assign this many more addresses to these ENIs (each ≤ the batch size).
+    pub assign: Vec<(String, u32)>,
+    /// Create and attach one ENI per entry, then assign it that many addresses (0 for an
+    /// exclusive plane's ENI).
+    pub new_enis: Vec<u32>,
+    /// Give back this many free addresses (or ENIs), once the excess has lasted the idle delay.
+    pub excess: u32,
+    /// The one-step target the plan aims at.
+    pub target: u32,
+    /// The limits stop the plane short of its target.
+    pub at_limit: bool,
+}
+
+/// The target: what is used and cooling, what ADDs wait for, and the warm reserve, clamped to
+/// `[min, max]`. An idle plane keeps only its minimum.
+pub fn target(l: &Levels, cfg: &PoolConfig, exclusive: bool) -> u32 {
+    let warm = match (l.active, exclusive) {
+        (false, _) => 0,
+        (true, true) => cfg.warm_enis,
+        (true, false) => cfg.warm_ips,
+    };
+    let want = l.used + l.cooling + l.waiting + warm;
+    let (min, max) = if exclusive {
+        (0, u32::MAX)
+    } else {
+        (cfg.min_ips, cfg.max_ips)
+    };
+    want.clamp(min, max)
+}
+
+/// One step from the levels to the target.
+pub fn plan(l: &Levels, limits: Limits, cfg: &PoolConfig, exclusive: bool) -> Plan {
+    let target = target(l, cfg, exclusive);
+    let have = l.used + l.free + l.cooling;
+    let mut plan = Plan {
+        target,
+        ..Plan::default()
+    };
+    if have > target {
+        plan.excess = (have - target).min(l.free);
+        return plan;
     }
-    let gap = (want - free).max(cfg.batch);
-    // Secondary IPs per ENI: the primary IP counts against the limit.
-    let per_eni = limits.max_ips_per_eni.saturating_sub(1);
-    let with_room = state
-        .enis_of(plane)
-        .map(|e| (e, per_eni.saturating_sub(e.ips.len() as u32)))
-        .filter(|(_, room)| *room > 0)
-        .max_by_key(|(_, room)| *room);
-    if let Some((eni, room)) = with_room {
-        return RefillAction::AssignIps {
-            eni_id: eni.id.clone(),
-            count: gap.min(room),
-        };
+    let mut gap = target - have;
+    // A new ENI uses up a slot the instance shares with every plane: take one only when this
+    // plane has nothing free or ADDs are waiting, never just to top up a warm reserve that
+    // still has addresses (else warm pools of busy tenants lock a new tenant out).
+    let may_add_eni = l.free == 0 || l.waiting > 0;
+    let spare_enis = if may_add_eni { limits.spare_enis } else { 0 };
+    if exclusive {
+        let n = gap.min(spare_enis);
+        plan.new_enis = vec![0; n as usize];
+        plan.at_limit = n < gap && may_add_eni;
+        return plan;
     }
-    if (state.enis.len() as u32) < limits.max_enis {
-        return RefillAction::NewEni {
-            vswitch_id: vswitch_id.to_string(),
-        };
+    let mut enis = l.enis.clone();
+    enis.sort_by_key(|(_, n)| *n);
+    for (id, n) in enis {
+        let mut room = limits.ips_per_eni.saturating_sub(n);
+        while gap > 0 && room > 0 {
+            let take = gap.min(room).min(cfg.batch);
+            plan.assign.push((id.clone(), take));
+            gap -= take;
+            room -= take;
+        }
     }
-    RefillAction::AtLimit
+    let mut spare = spare_enis;
+    while gap > 0 && spare > 0 && limits.ips_per_eni > 0 {
+        let take = gap.min(limits.ips_per_eni);
+        plan.new_enis.push(take);
+        gap -= take;
+        spare -= 1;
+    }
+    plan.at_limit = gap > 0 && may_add_eni;
+    plan
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-    use std::net::Ipv4Addr;
-
     use super::*;
-    use crate::state::EniRecord;
-
-    fn eni(id: &str, plane: &str, ips: u8) -> EniRecord {
-        EniRecord {
-            id: id.into(),
-            plane: plane.into(),
-            vswitch_id: "vsw".into(),
-            cidr: "10.0.0.0/24".parse().unwrap(),
-            gateway: Ipv4Addr::new(10, 0, 0, 1),
-            mac: "02:00:00:00:00:01".into(),
-            device_index: 1,
-            device: "eth1".into(),
-            primary_ip: Ipv4Addr::new(10, 0, 0, 2),
-            ips: (0..ips)
-                .map(|i| Ipv4Addr::new(10, 0, 0, 10 + i))
-                .collect::<BTreeSet<_>>(),
-            table: 3001,
-        }
-    }
-
-    const LIMITS: Instance = Instance {
-        id: String::new(),
-        max_enis: 2,
-        max_ips_per_eni: 6,
-    };
 
     fn cfg() -> PoolConfig {
         PoolConfig {
+            min_ips: 2,
             warm_ips: 4,
-            batch: 2,
-            empty_wait_ms: 0,
+            max_ips: 100,
+            batch: 10,
+            ..PoolConfig::default()
         }
     }
 
+    fn lv(used: u32, free: u32, enis: &[u32]) -> Levels {
+        Levels {
+            used,
+            free,
+            active: true,
+            enis: enis
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("e{i}"), *n))
+                .collect(),
+            ..Levels::default()
+        }
+    }
+
+    const LIM: Limits = Limits {
+        spare_enis: 3,
+        ips_per_eni: 29,
+    };
+
     #[test]
-    fn empty_plane_gets_an_eni_then_ips() {
-        let mut s = State::default();
-        assert_eq!(
-            plan(&s, "acme", "vsw", &LIMITS, &cfg(), 0),
-            RefillAction::NewEni {
-                vswitch_id: "vsw".into()
-            }
-        );
-        s.enis.insert("e1".into(), eni("e1", "acme", 0));
-        assert_eq!(
-            plan(&s, "acme", "vsw", &LIMITS, &cfg(), 0),
-            RefillAction::AssignIps {
-                eni_id: "e1".into(),
-                count: 4
-            }
-        );
+    fn empty_plane_gets_an_eni_with_its_warm_addresses() {
+        let p = plan(&lv(0, 0, &[]), LIM, &cfg(), false);
+        assert_eq!(p.new_enis, vec![4]);
+        assert!(p.assign.is_empty());
     }
 
     #[test]
-    fn asks_the_whole_gap_capped_by_room_and_limits() {
-        let mut s = State::default();
-        s.enis.insert("e1".into(), eni("e1", "acme", 3));
-        // 3 free, want 4 → gap 1, raised to one batch (2), room 2.
-        assert_eq!(
-            plan(&s, "acme", "vsw", &LIMITS, &cfg(), 0),
-            RefillAction::AssignIps {
-                eni_id: "e1".into(),
-                count: 2
-            }
+    fn a_burst_is_planned_in_one_step_across_enis() {
+        // 10 used, 0 free, 40 ADDs waiting: target 54 → 44 more; 19 fit the ENI (in batches
+        // of 10), 25 go to one new ENI.
+        let mut l = lv(10, 0, &[10]);
+        l.waiting = 40;
+        let p = plan(&l, LIM, &cfg(), false);
+        assert_eq!(p.target, 54);
+        assert_eq!(p.assign, vec![("e0".into(), 10), ("e0".into(), 9)]);
+        assert_eq!(p.new_enis, vec![25]);
+        assert!(!p.at_limit);
+    }
+
+    #[test]
+    fn limits_and_max_cap_the_target() {
+        let mut l = lv(29, 0, &[29]);
+        l.waiting = 200;
+        let p = plan(
+            &l,
+            Limits {
+                spare_enis: 1,
+                ips_per_eni: 29,
+            },
+            &cfg(),
+            false,
         );
-        // A burst of 10 waiting ADDs raises the target.
-        s.enis.insert("e1".into(), eni("e1", "acme", 5));
-        assert_eq!(
-            plan(&s, "acme", "vsw", &LIMITS, &cfg(), 10),
-            RefillAction::NewEni {
-                vswitch_id: "vsw".into()
-            }
-        );
-        s.enis.insert("e2".into(), eni("e2", "other", 5));
-        assert_eq!(
-            plan(&s, "acme", "vsw", &LIMITS, &cfg(), 10),
-            RefillAction::AtLimit
-        );
-        assert_eq!(
-            plan(&s, "acme", "vsw", &LIMITS, &cfg(), 0),
-            RefillAction::Nothing
-        );
+        assert_eq!(p.new_enis, vec![29]);
+        assert!(p.at_limit);
+        let capped = PoolConfig {
+            max_ips: 30,
+            ..cfg()
+        };
+        let p = plan(&l, LIM, &capped, false);
+        assert_eq!(p.target, 30);
+        assert_eq!(p.new_enis, vec![1]);
+        assert_eq!(p.excess, 0, "nothing free to give back");
+    }
+
+    #[test]
+    fn idle_planes_shrink_to_min_and_cooling_counts_as_held() {
+        let mut l = lv(0, 8, &[8]);
+        l.active = false;
+        assert_eq!(plan(&l, LIM, &cfg(), false).excess, 6);
+        let mut l = lv(3, 4, &[10]);
+        l.cooling = 3;
+        let p = plan(&l, LIM, &cfg(), false);
+        assert_eq!(p.target, 10);
+        assert_eq!((p.excess, p.assign.len()), (0, 0));
+    }
+
+    #[test]
+    fn warm_top_ups_never_take_a_new_eni() {
+        // 27 used, 2 free on a full ENI: the warm reserve wants 2 more, but a new ENI is only
+        // worth its slot once nothing is free or an ADD waits.
+        let p = plan(&lv(27, 2, &[29]), LIM, &cfg(), false);
+        assert!(p.new_enis.is_empty() && p.assign.is_empty());
+        let p = plan(&lv(29, 0, &[29]), LIM, &cfg(), false);
+        assert_eq!(p.new_enis, vec![4]);
+    }
+
+    #[test]
+    fn exclusive_planes_count_enis() {
+        let mut l = Levels {
+            used: 2,
+            free: 0,
+            waiting: 3,
+            active: true,
+            ..Levels::default()
+        };
+        let p = plan(&l, LIM, &cfg(), true);
+        assert_eq!(p.new_enis.len(), 3, "4 + 1 warm wanted, 2 held, 3 spare");
+        assert!(p.at_limit);
+        l.waiting = 0;
+        l.free = 3;
+        assert_eq!(plan(&l, LIM, &cfg(), true).excess, 2);
     }
 }

@@ -30,6 +30,9 @@ pub struct EniRecord {
     pub ips: BTreeSet<Ipv4Addr>,
     /// Policy routing table of this ENI on the node.
     pub table: u32,
+    /// The ENI of an exclusive plane: moved whole into one pod.
+    #[serde(default)]
+    pub exclusive: bool,
 }
 
 /// One pod attachment.
@@ -54,6 +57,9 @@ pub struct State {
     /// Keyed by `containerId/ifname`.
     pub allocations: BTreeMap<String, Allocation>,
     pub next_link_group: u32,
+    /// Released addresses and when (unix ms): not handed out again before the cool-down.
+    #[serde(default)]
+    pub cooling: BTreeMap<Ipv4Addr, u64>,
 }
 
 /// Link groups Tandem hands out start here, far from the small numbers admins use.
@@ -79,15 +85,48 @@ impl State {
         used
     }
 
-    /// Free (assigned but unused) IPs of a plane, with their ENI.
+    /// Free (assigned, unused, not cooling) IPs of a shared plane, with their ENI.
     pub fn free_ips(&self, plane: &str) -> Vec<(Ipv4Addr, String)> {
         let used = self.used_ips();
         self.enis
             .values()
-            .filter(|e| e.plane == plane)
+            .filter(|e| e.plane == plane && !e.exclusive)
             .flat_map(|e| e.ips.iter().map(move |ip| (*ip, e.id.clone())))
-            .filter(|(ip, _)| !used.contains_key(ip))
+            .filter(|(ip, _)| !used.contains_key(ip) && !self.cooling.contains_key(ip))
             .collect()
+    }
+
+    /// Free ENIs of an exclusive plane.
+    pub fn free_enis(&self, plane: &str) -> Vec<String> {
+        let used: BTreeSet<&str> = self
+            .allocations
+            .values()
+            .flat_map(|a| a.interfaces.iter().map(|i| i.eni_id.as_str()))
+            .collect();
+        self.enis
+            .values()
+            .filter(|e| e.plane == plane && e.exclusive && !used.contains(e.id.as_str()))
+            .map(|e| e.id.clone())
+            .collect()
+    }
+
+    /// Start the cool-down of addresses a pod gave back.
+    pub fn cool(&mut self, ips: impl IntoIterator<Item = Ipv4Addr>, now_ms: u64) {
+        for ip in ips {
+            self.cooling.insert(ip, now_ms);
+        }
+    }
+
+    /// End the cool-down of addresses released before `cutoff_ms`, and forget addresses no
+    /// ENI holds any more.
+    pub fn expire_cooling(&mut self, cutoff_ms: u64) {
+        let held: BTreeSet<Ipv4Addr> = self
+            .enis
+            .values()
+            .flat_map(|e| e.ips.iter().copied())
+            .collect();
+        self.cooling
+            .retain(|ip, at| *at >= cutoff_ms && held.contains(ip));
     }
 
     pub fn enis_of<'a>(&'a self, plane: &'a str) -> impl Iterator<Item = &'a EniRecord> + 'a {

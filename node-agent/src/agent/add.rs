@@ -62,8 +62,13 @@ impl Agent {
             wiring::setup(&self.host, &pod_ns, &alloc.interfaces, alloc.link_group).await
         {
             // Undo what was built, then return the addresses.
+            let ns = wiring::Namespaces {
+                host: &self.host,
+                node: &self.node_ns,
+                pod: Some(&pod_ns),
+            };
             let left = wiring::teardown(
-                &self.host,
+                &ns,
                 &req.key.container_id,
                 &alloc.interfaces,
                 alloc.link_group,
@@ -124,11 +129,19 @@ impl Agent {
 
     async fn short_planes(&self, tenant: &str) -> Vec<String> {
         let state = self.state.lock().await;
-        [CONTROL_PLANE, tenant]
-            .iter()
-            .filter(|p| state.free_ips(p).is_empty())
-            .map(|p| p.to_string())
-            .collect()
+        let mut short = Vec::new();
+        if state.free_ips(CONTROL_PLANE).is_empty() {
+            short.push(CONTROL_PLANE.to_string());
+        }
+        let tenant_free = if self.is_exclusive(tenant) {
+            !state.free_enis(tenant).is_empty()
+        } else {
+            !state.free_ips(tenant).is_empty()
+        };
+        if !tenant_free {
+            short.push(tenant.to_string());
+        }
+        short
     }
 
     fn mark_waiting(&self, planes: &[String], delta: i32) {
@@ -142,84 +155,57 @@ impl Agent {
         }
     }
 
+    /// Both interfaces' plans, if both planes have something free; recorded in `state`.
     fn try_allocate(
         &self,
         state: &mut State,
         req: &AddRequest,
         tenant: &str,
     ) -> Option<Allocation> {
-        let (control_ip, control_eni) = state.free_ips(CONTROL_PLANE).into_iter().next()?;
-        let (tenant_ip, tenant_eni) = state.free_ips(tenant).into_iter().next()?;
         let mtu = req.mtu.unwrap_or(DEFAULT_MTU);
-        let cid = &req.key.container_id;
-        let everywhere = Ipv4Net::default();
-        let mut control_routes = vec![PodRoute {
-            dst: everywhere,
-            gw: POD_GATEWAY,
-            table: Some(POD_TABLE_BASE),
-        }];
-        control_routes.extend(self.cfg.control.platform_cidrs.iter().map(|c| PodRoute {
-            dst: *c,
-            gw: POD_GATEWAY,
-            table: None,
-        }));
-        let tenant_routes = vec![
-            PodRoute {
-                dst: everywhere,
-                gw: POD_GATEWAY,
-                table: Some(POD_TABLE_BASE + 1),
-            },
-            PodRoute {
-                dst: everywhere,
-                gw: POD_GATEWAY,
-                table: None,
-            },
-        ];
-        let iface = |role, ifname: &str, ip, eni: &str, plane: &str, routes, pod_table| {
-            let names = host_names(cid, ifname);
-            PodInterface {
-                role,
-                ifname: ifname.to_string(),
-                mac: names.pod_mac.to_string(),
-                host_ifname: names.host_ifname,
-                host_mac: names.host_mac.to_string(),
-                mtu,
+        let (control_ip, control_eni) = state.free_ips(CONTROL_PLANE).into_iter().next()?;
+        let tenant_iface = if self.is_exclusive(tenant) {
+            let eni = state.free_enis(tenant).into_iter().next()?;
+            exclusive_iface(state, &eni, &req.tenant_ifname, mtu)?
+        } else {
+            let (ip, eni) = state.free_ips(tenant).into_iter().next()?;
+            let routes = vec![
+                route(Ipv4Net::default(), POD_GATEWAY, Some(POD_TABLE_BASE + 1)),
+                route(Ipv4Net::default(), POD_GATEWAY, None),
+            ];
+            let slot = VethSlot {
+                role: Role::Tenant,
+                ifname: &req.tenant_ifname,
                 ip,
-                prefix_len: 32,
-                gateway: POD_GATEWAY,
-                routes,
-                eni_id: eni.to_string(),
-                host_table: state.enis[eni].table,
-                pod_table,
-                plane: plane.to_string(),
-            }
+                eni: &eni,
+                plane: tenant,
+                pod_table: POD_TABLE_BASE + 1,
+            };
+            veth_iface(state, &req.key.container_id, slot, routes, mtu)
         };
-        let interfaces = vec![
-            iface(
-                Role::Control,
-                &req.key.ifname,
-                control_ip,
-                &control_eni,
-                CONTROL_PLANE,
-                control_routes,
-                POD_TABLE_BASE,
-            ),
-            iface(
-                Role::Tenant,
-                &req.tenant_ifname,
-                tenant_ip,
-                &tenant_eni,
-                tenant,
-                tenant_routes,
-                POD_TABLE_BASE + 1,
-            ),
-        ];
+        let mut control_routes = vec![route(Ipv4Net::default(), POD_GATEWAY, Some(POD_TABLE_BASE))];
+        control_routes.extend(
+            self.cfg
+                .control
+                .platform_cidrs
+                .iter()
+                .map(|c| route(*c, POD_GATEWAY, None)),
+        );
+        let slot = VethSlot {
+            role: Role::Control,
+            ifname: &req.key.ifname,
+            ip: control_ip,
+            eni: &control_eni,
+            plane: CONTROL_PLANE,
+            pod_table: POD_TABLE_BASE,
+        };
+        let control_iface = veth_iface(state, &req.key.container_id, slot, control_routes, mtu);
         let alloc = Allocation {
             key: req.key.clone(),
             pod: req.pod.clone(),
             netns: req.netns.clone(),
             tenant: tenant.to_string(),
-            interfaces,
+            interfaces: vec![control_iface, tenant_iface],
             link_group: state.take_link_group(),
             created_at: now_secs(),
         };
@@ -228,6 +214,77 @@ impl Agent {
             .insert(key_string(&req.key), alloc.clone());
         Some(alloc)
     }
+}
+
+fn route(dst: Ipv4Net, gw: std::net::Ipv4Addr, table: Option<u32>) -> PodRoute {
+    PodRoute { dst, gw, table }
+}
+
+struct VethSlot<'a> {
+    role: Role,
+    ifname: &'a str,
+    ip: std::net::Ipv4Addr,
+    eni: &'a str,
+    plane: &'a str,
+    pod_table: u32,
+}
+
+/// A veth interface with a secondary IP of `eni`.
+fn veth_iface(
+    state: &State,
+    container_id: &str,
+    s: VethSlot<'_>,
+    routes: Vec<PodRoute>,
+    mtu: u32,
+) -> PodInterface {
+    let names = host_names(container_id, s.ifname);
+    PodInterface {
+        role: s.role,
+        ifname: s.ifname.to_string(),
+        mac: names.pod_mac.to_string(),
+        host_ifname: names.host_ifname,
+        host_mac: names.host_mac.to_string(),
+        mtu,
+        ip: s.ip,
+        prefix_len: 32,
+        gateway: POD_GATEWAY,
+        routes,
+        eni_id: s.eni.to_string(),
+        host_table: state.enis[s.eni].table,
+        pod_table: s.pod_table,
+        plane: s.plane.to_string(),
+        exclusive: false,
+    }
+}
+
+/// The whole ENI, addressed with its primary IP in its vSwitch's prefix and routed via the
+/// vSwitch gateway, as the reference `host-device` plugin hands a device to a pod.
+fn exclusive_iface(state: &State, eni_id: &str, ifname: &str, mtu: u32) -> Option<PodInterface> {
+    let e = state.enis.get(eni_id)?;
+    if e.device.is_empty() {
+        return None;
+    }
+    let table = POD_TABLE_BASE + 1;
+    Some(PodInterface {
+        role: Role::Tenant,
+        ifname: ifname.to_string(),
+        mac: e.mac.clone(),
+        host_ifname: e.device.clone(),
+        host_mac: e.mac.clone(),
+        mtu,
+        ip: e.primary_ip,
+        prefix_len: e.cidr.prefix_len(),
+        gateway: e.gateway,
+        routes: vec![
+            route(Ipv4Net::default(), e.gateway, Some(table)),
+            route(Ipv4Net::default(), e.gateway, None),
+        ],
+        eni_id: eni_id.to_string(),
+        host_table: 0,
+        pod_table: table,
+        plane: e.plane.clone(),
+        exclusive: true,
+    })
 }
 
 fn validate(req: &AddRequest) -> AgentResult<()> {

@@ -3,7 +3,9 @@
 
 use tandem_common::api::{DelReply, DelRequest};
 
-use super::Agent;
+use tandem_hostnet::NetNs;
+
+use super::{now_ms, Agent};
 use crate::error::{AgentError, AgentResult};
 use crate::state::key_string;
 use crate::wiring;
@@ -16,8 +18,19 @@ impl Agent {
         };
         // Tear down before the addresses go back to the pool, so a new pod can never get an
         // address whose old routes and rules still exist.
+        // The netns the runtime names, else the one ADD used; either may be gone already.
+        let pod_ns = req
+            .netns
+            .iter()
+            .chain(std::iter::once(&alloc.netns))
+            .find_map(|p| NetNs::open(p).ok());
+        let ns = wiring::Namespaces {
+            host: &self.host,
+            node: &self.node_ns,
+            pod: pod_ns.as_ref(),
+        };
         let errors = wiring::teardown(
-            &self.host,
+            &ns,
             &req.key.container_id,
             &alloc.interfaces,
             alloc.link_group,
@@ -33,6 +46,14 @@ impl Agent {
         }
         let mut state = self.state.lock().await;
         state.allocations.remove(&key_string(&req.key));
+        state.cool(
+            alloc
+                .interfaces
+                .iter()
+                .filter(|i| !i.exclusive)
+                .map(|i| i.ip),
+            now_ms(),
+        );
         self.commit(&state)?;
         drop(state);
         self.refill_wanted.notify_one();

@@ -5,9 +5,12 @@ mod add;
 mod check;
 mod del;
 mod gc;
+mod mapping;
+mod pool_view;
 mod queue;
 mod reconcile;
 mod refill;
+mod sweep;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,8 +18,12 @@ use std::sync::{Arc, RwLock};
 
 use tandem_common::api::{EniInfo, EnisReply, IpUse, PlaneLevels, PodInfo, PodsReply, StatusReply};
 use tandem_common::vpcsim::{Instance, VSwitch};
-use tandem_hostnet::Netlink;
+use tandem_hostnet::{NetNs, Netlink};
 use tokio::sync::{Mutex, Notify};
+
+use crate::metrics::Metrics;
+use crate::model::InterfaceMode;
+use crate::provider::guard::{GuardConfig, Guarded};
 
 use crate::config::AgentConfig;
 use crate::error::{AgentError, AgentResult};
@@ -41,6 +48,19 @@ pub struct Agent {
     /// ADDs waiting on an empty pool, per plane; the refill sizes its request by them.
     pub(crate) waiting: std::sync::Mutex<BTreeMap<String, u32>>,
     pub(crate) ready: AtomicBool,
+    pub metrics: Arc<Metrics>,
+    /// The node's own namespace, where exclusive ENIs come back to.
+    pub(crate) node_ns: NetNs,
+    /// When each plane was last used, and since when it holds more than its target.
+    pub(crate) activity: std::sync::Mutex<BTreeMap<String, refill::Activity>>,
+}
+
+/// A network plane on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Plane {
+    pub name: String,
+    pub vswitch: String,
+    pub exclusive: bool,
 }
 
 impl Agent {
@@ -52,6 +72,15 @@ impl Agent {
     ) -> AgentResult<Arc<Agent>> {
         let model = Model::load(&cfg.config_dir)
             .map_err(|e| AgentError::Internal(format!("tenant config: {e}")))?;
+        let metrics = Arc::new(Metrics::default());
+        let guard = GuardConfig {
+            rate_per_sec: cfg.cloud.rate_per_sec,
+            burst: cfg.cloud.burst,
+            max_attempts: cfg.cloud.max_attempts.max(1),
+            backoff_base: std::time::Duration::from_millis(100),
+            backoff_max: std::time::Duration::from_secs(5),
+        };
+        let cloud: Arc<dyn CloudProvider> = Arc::new(Guarded::new(cloud, guard, metrics.clone()));
         let instance = cloud.describe_instance(&cfg.instance_id).await?;
         let vswitches = cloud
             .describe_vswitches()
@@ -60,6 +89,7 @@ impl Agent {
             .map(|v| (v.id.clone(), v))
             .collect();
         let host = Netlink::connect().map_err(AgentError::wiring("open node netlink"))?;
+        let node_ns = NetNs::current().map_err(AgentError::wiring("open the node netns"))?;
         let state = store.load()?;
         let agent = Arc::new(Agent {
             cfg,
@@ -74,8 +104,12 @@ impl Agent {
             refilled: Notify::new(),
             waiting: std::sync::Mutex::new(BTreeMap::new()),
             ready: AtomicBool::new(false),
+            metrics,
+            node_ns,
+            activity: std::sync::Mutex::new(BTreeMap::new()),
         });
         agent.reconcile().await?;
+        agent.repair_kernel().await?;
         agent.drain_release_queue().await;
         agent.ready.store(true, Ordering::SeqCst);
         Ok(agent)
@@ -87,6 +121,8 @@ impl Agent {
         tokio::spawn(async move { me.refill_loop().await });
         let me = self.clone();
         tokio::spawn(async move { me.queue_loop().await });
+        let me = self.clone();
+        tokio::spawn(async move { me.sweep_loop().await });
     }
 
     pub(crate) fn commit(&self, state: &State) -> AgentResult<()> {
@@ -99,19 +135,23 @@ impl Agent {
             .ok_or_else(|| AgentError::Internal(format!("vSwitch {id} is unknown to the cloud")))
     }
 
-    /// The planes to keep warm: control, and every tenant plane that has an ENI here.
-    pub(crate) fn planes(&self, state: &State) -> Vec<(String, String)> {
-        let mut planes = vec![(CONTROL_PLANE.to_string(), self.cfg.control.v_switch.clone())];
+    /// The planes to keep: control, and every tenant plane that has an ENI here or an ADD
+    /// waiting for one.
+    pub(crate) fn planes(&self, state: &State) -> Vec<Plane> {
+        let mut planes = vec![Plane {
+            name: CONTROL_PLANE.to_string(),
+            vswitch: self.cfg.control.v_switch.clone(),
+            exclusive: false,
+        }];
         let model = self.model.read().expect("model lock");
+        let waiting = self.waiting.lock().expect("waiting lock");
         for t in model.tenants.values() {
-            let active = state.enis_of(&t.name).next().is_some()
-                || self
-                    .waiting
-                    .lock()
-                    .expect("waiting lock")
-                    .contains_key(&t.name);
-            if active {
-                planes.push((t.name.clone(), t.spec.v_switches[0].clone()));
+            if state.enis_of(&t.name).next().is_some() || waiting.contains_key(&t.name) {
+                planes.push(Plane {
+                    name: t.name.clone(),
+                    vswitch: t.spec.v_switches[0].clone(),
+                    exclusive: t.spec.interface_mode == InterfaceMode::Exclusive,
+                });
             }
         }
         planes
@@ -196,6 +236,13 @@ impl Agent {
                 .collect(),
         }
     }
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 pub(crate) fn now_secs() -> u64 {

@@ -32,7 +32,15 @@ impl Agent {
                 continue;
             };
             let mut rec = self.record_for(&e, &plane)?;
-            rec.device = eni::configure(&self.host, &rec).await?;
+            if rec.exclusive {
+                // Inside a pod, or somewhere the sweep will look for it; never waited for.
+                rec.device = match state.enis.get(&rec.id) {
+                    Some(old) => old.device.clone(),
+                    None => self.exclusive_device(&rec).await,
+                };
+            } else {
+                rec.device = eni::configure(&self.host, &rec).await?;
+            }
             if state.enis.get(&rec.id).map(|old| &old.ips) != Some(&rec.ips) {
                 tracing::info!(eni = %rec.id, plane = %plane, ips = rec.ips.len(), "repair: ENI addresses taken from the cloud");
             }
@@ -65,6 +73,24 @@ impl Agent {
             "reconciled"
         );
         Ok(())
+    }
+
+    async fn exclusive_device(&self, rec: &EniRecord) -> String {
+        match rec.mac.parse() {
+            Ok(mac) => match self.host.link_by_mac(mac).await {
+                Ok(Some(link)) => link.name,
+                _ => String::new(),
+            },
+            Err(_) => String::new(),
+        }
+    }
+
+    pub(crate) fn is_exclusive(&self, plane: &str) -> bool {
+        let model = self.model.read().expect("model lock");
+        model
+            .tenants
+            .get(plane)
+            .is_some_and(|t| t.spec.interface_mode == crate::model::InterfaceMode::Exclusive)
     }
 
     /// The plane an attached ENI belongs to: the node's ENI in the control vSwitch is the
@@ -100,6 +126,7 @@ impl Agent {
             primary_ip: e.primary_ip,
             ips: e.secondary_ips.iter().copied().collect(),
             table: ENI_TABLE_BASE + device_index,
+            exclusive: self.is_exclusive(plane),
         })
     }
 }

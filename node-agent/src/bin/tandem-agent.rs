@@ -42,10 +42,19 @@ async fn main() -> anyhow::Result<()> {
     let store = JsonStore::open(&cfg.state_dir)?;
     let cloud = Arc::new(VpcSim::new(&cfg.cloud.endpoint));
     let socket = cfg.socket.clone();
+    let metrics_listen = cfg.metrics_listen;
     let agent = Agent::start(cfg, Box::new(store), cloud)
         .await
         .context("agent start-up")?;
     agent.spawn_background();
+    if let Some(addr) = metrics_listen {
+        let a = agent.clone();
+        tokio::spawn(async move {
+            if let Err(e) = tandem_agent::api::serve_metrics(a, addr).await {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+    }
     tandem_agent::api::serve(agent, &socket)
         .await
         .with_context(|| format!("serving on {}", socket.display()))

@@ -31,6 +31,10 @@ enum Cmd {
     Pods,
     /// ENIs attached to this node and the use of their addresses.
     Enis,
+    /// Each plane's pool levels, target and knobs.
+    Pool,
+    /// Compare store, kernel and cloud; exits 1 on any mismatch.
+    Mapping,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -41,6 +45,8 @@ async fn main() -> ExitCode {
         Cmd::Status => ctl::status::run(&ctl).await,
         Cmd::Pods => ctl::pods::run(&ctl).await,
         Cmd::Enis => ctl::enis::run(&ctl).await,
+        Cmd::Pool => ctl::pool::run(&ctl).await,
+        Cmd::Mapping => ctl::mapping::run(&ctl).await,
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

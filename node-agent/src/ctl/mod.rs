@@ -2,7 +2,9 @@
 //! for people or JSON (`-o json`) for scripts, and exits non-zero when something is wrong.
 
 pub mod enis;
+pub mod mapping;
 pub mod pods;
+pub mod pool;
 pub mod status;
 pub mod table;
 

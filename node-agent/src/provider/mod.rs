@@ -1,6 +1,7 @@
 //! Cloud providers behind one trait. The agent never calls a cloud API on a warm ADD; these
 //! calls come from start-up reconciliation and the background pool refill.
 
+pub mod guard;
 pub mod vpcsim;
 
 use std::net::Ipv4Addr;

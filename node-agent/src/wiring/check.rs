@@ -49,6 +49,15 @@ pub async fn check(
         }
     }
     for i in ifaces {
+        let pod_rules = pod_nl.rules().await.map_err(internal)?;
+        if !pod_rules.contains(&pod_rule(i)) {
+            return Err(failed(format!(
+                "rule from {} lookup {} is missing in the pod",
+                i.ip, i.pod_table
+            )));
+        }
+    }
+    for i in ifaces.iter().filter(|i| !i.exclusive) {
         let host_link = host
             .link_by_name(&i.host_ifname)
             .await
@@ -74,13 +83,6 @@ pub async fn check(
             if !rules.contains(&want) {
                 return Err(failed(format!("host rule {want:?} is missing")));
             }
-        }
-        let pod_rules = pod_nl.rules().await.map_err(internal)?;
-        if !pod_rules.contains(&pod_rule(i)) {
-            return Err(failed(format!(
-                "rule from {} lookup {} is missing in the pod",
-                i.ip, i.pod_table
-            )));
         }
     }
     for r in routes {

@@ -14,7 +14,7 @@ mod teardown;
 
 pub use check::check;
 pub use setup::setup;
-pub use teardown::teardown;
+pub use teardown::{teardown, Namespaces};
 
 use ipnet::Ipv4Net;
 use sha2::{Digest, Sha256};
@@ -55,9 +55,13 @@ fn host32(ip: std::net::Ipv4Addr) -> Ipv4Net {
     Ipv4Net::new(ip, 32).expect("/32 is a valid prefix")
 }
 
-/// The two host rules of one pod interface.
-pub(crate) fn host_rules(i: &PodInterface) -> [RuleSpec; 2] {
-    [
+/// The host rules of one pod interface (none for an exclusive ENI: it is not routed by the
+/// node).
+pub(crate) fn host_rules(i: &PodInterface) -> Vec<RuleSpec> {
+    if i.exclusive {
+        return Vec::new();
+    }
+    vec![
         RuleSpec {
             priority: RULE_TO_POD,
             src: None,

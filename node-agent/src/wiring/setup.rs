@@ -30,10 +30,32 @@ pub async fn setup(
             .map_err(AgentError::wiring("set lo up in the pod"))?;
     }
     for i in ifaces {
-        setup_host_side(host, pod, i, link_group).await?;
+        if i.exclusive {
+            move_eni_in(host, pod, i).await?;
+        } else {
+            setup_host_side(host, pod, i, link_group).await?;
+        }
         setup_pod_side(&pod_nl, i).await?;
     }
     Ok(())
+}
+
+/// Exclusive mode: `ip link set <eni> netns <pod> name <ifname>`, as `host-device` does.
+async fn move_eni_in(host: &Netlink, pod: &NetNs, i: &PodInterface) -> AgentResult<()> {
+    let w = |what: &str| AgentError::wiring(format!("{what} ENI {} ({})", i.eni_id, i.host_ifname));
+    let link = host
+        .link_by_mac(mac(&i.host_mac)?)
+        .await
+        .map_err(w("look up"))?
+        .ok_or_else(|| {
+            AgentError::Internal(format!(
+                "ENI {} ({}) is not on the node",
+                i.eni_id, i.host_ifname
+            ))
+        })?;
+    host.move_to_netns(link.index, pod, &i.ifname)
+        .await
+        .map_err(w("move into the pod"))
 }
 
 fn mac(s: &str) -> AgentResult<Mac> {
@@ -99,9 +121,11 @@ async fn setup_pod_side(pod: &Netlink, i: &PodInterface) -> AgentResult<()> {
     pod.add_addr(link.index, i.ip, i.prefix_len)
         .await
         .map_err(w("add address"))?;
-    pod.replace_permanent_neigh(link.index, i.gateway, mac(&i.host_mac)?)
-        .await
-        .map_err(w("gateway neighbour"))?;
+    if !i.exclusive {
+        pod.replace_permanent_neigh(link.index, i.gateway, mac(&i.host_mac)?)
+            .await
+            .map_err(w("gateway neighbour"))?;
+    }
     for r in &i.routes {
         pod.replace_route(&RouteSpec {
             dst: r.dst,
