@@ -26,12 +26,15 @@ pub fn build(
     };
     let with_tables = cni::parse_version(version) >= cni::parse_version("1.1.0");
     for i in &reply.interfaces {
-        result.interfaces.push(Interface {
-            name: i.host_ifname.clone(),
-            mac: i.host_mac.clone(),
-            mtu: Some(i.mtu),
-            sandbox: None,
-        });
+        // A moved ENI has no host side left to report (as with `host-device`).
+        if !i.exclusive {
+            result.interfaces.push(Interface {
+                name: i.host_ifname.clone(),
+                mac: i.host_mac.clone(),
+                mtu: Some(i.mtu),
+                sandbox: None,
+            });
+        }
         result.interfaces.push(Interface {
             name: i.ifname.clone(),
             mac: i.mac.clone(),

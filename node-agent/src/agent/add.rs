@@ -8,7 +8,6 @@ use tandem_hostnet::NetNs;
 
 use super::{now_secs, Agent};
 use crate::error::{AgentError, AgentResult};
-use crate::model::InterfaceMode;
 use crate::state::{key_string, Allocation, State, CONTROL_PLANE};
 use crate::wiring::{self, host_names, POD_TABLE_BASE};
 
@@ -37,12 +36,6 @@ impl Agent {
                     explicit: req.tenant.clone(),
                 })?
         };
-        if tenant.spec.interface_mode == InterfaceMode::Exclusive {
-            return Err(AgentError::BadRequest(format!(
-                "tenant {} asks for exclusive interfaces, which this agent does not support yet",
-                tenant.name
-            )));
-        }
         if let Some(existing) = self.state.lock().await.allocation(&req.key) {
             // A retried ADD for the same attachment answers the same result.
             if existing.netns == req.netns {

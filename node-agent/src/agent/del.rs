@@ -44,6 +44,18 @@ impl Agent {
                 all.join("; ")
             )));
         }
+        // An exclusive ENI that did not come back (its netns was deleted with it inside) is
+        // gone for good: never hand it out again.
+        for i in alloc.interfaces.iter().filter(|i| i.exclusive) {
+            let back = match i.mac.parse() {
+                Ok(mac) => matches!(self.host.link_by_mac(mac).await, Ok(Some(_))),
+                Err(_) => false,
+            };
+            if !back {
+                self.forget_eni(&i.eni_id, "it did not come back from the pod")
+                    .await;
+            }
+        }
         let mut state = self.state.lock().await;
         state.allocations.remove(&key_string(&req.key));
         state.cool(

@@ -65,22 +65,29 @@ impl Agent {
         }
     }
 
-    /// Drop an ENI from the state, then detach and delete it in the cloud.
+    /// Drop an ENI from the state at once (it is never handed out again), then detach and
+    /// delete it in the cloud in the background.
     pub(crate) async fn forget_eni(&self, eni_id: &str, why: &str) {
         tracing::warn!(eni = %eni_id, why, "repair: giving the ENI back to the cloud");
         {
             let mut state = self.state.lock().await;
-            state.enis.remove(eni_id);
+            if state.enis.remove(eni_id).is_none() {
+                return;
+            }
             if let Err(e) = self.commit(&state) {
                 tracing::warn!(error = %e, "cannot commit");
             }
         }
-        if let Err(e) = self.cloud.detach_eni(eni_id).await {
-            tracing::warn!(eni = %eni_id, error = %e, "detach failed; the leaked-ENI sweep retries");
-        }
-        if let Err(e) = self.cloud.delete_eni(eni_id).await {
-            tracing::warn!(eni = %eni_id, error = %e, "delete failed; the leaked-ENI sweep retries");
-        }
+        let cloud = self.cloud.clone();
+        let id = eni_id.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = cloud.detach_eni(&id).await {
+                tracing::warn!(eni = %id, error = %e, "detach failed; the leaked-ENI sweep retries");
+            }
+            if let Err(e) = cloud.delete_eni(&id).await {
+                tracing::warn!(eni = %id, error = %e, "delete failed; the leaked-ENI sweep retries");
+            }
+        });
     }
 
     /// Delete ENIs tagged for this node that stayed unattached past the grace period.
