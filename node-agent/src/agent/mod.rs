@@ -11,6 +11,7 @@ mod queue;
 mod reconcile;
 mod refill;
 mod sweep;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -123,6 +124,8 @@ impl Agent {
         tokio::spawn(async move { me.queue_loop().await });
         let me = self.clone();
         tokio::spawn(async move { me.sweep_loop().await });
+        let me = self.clone();
+        tokio::spawn(async move { me.watch_loop().await });
     }
 
     pub(crate) fn commit(&self, state: &State) -> AgentResult<()> {
