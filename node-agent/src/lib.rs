@@ -9,6 +9,7 @@ pub mod eni;
 pub mod error;
 pub mod metrics;
 pub mod model;
+pub mod policy;
 pub mod pool;
 pub mod provider;
 pub mod state;

@@ -1,0 +1,132 @@
+/* Packet parsing into struct pkt. Every read goes through bpf_skb_load_bytes, which
+ * bounds-checks against the whole (possibly non-linear) skb. */
+#ifndef TANDEM_PARSE_H
+#define TANDEM_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "abi.h"
+
+#define ETH_HLEN_ 14
+#define ARP_SPA_OFF (ETH_HLEN_ + 14)
+#define ICMP_ECHOREPLY_ 0
+#define ICMP_ECHO_ 8
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+struct pkt {
+	__u8 src_mac[6];
+	__u16 eth_proto; /* host order */
+	__u32 saddr, daddr; /* be */
+	__u16 sport, dport; /* host order; ICMP echo: both the echo id */
+	__u8 proto;      /* IP protocol */
+	__u8 tcp_flags;
+	__u8 icmp_type, icmp_code;
+	__u32 len;
+};
+
+enum parse_result {
+	PARSE_IPV4 = 0,
+	PARSE_ARP,
+	PARSE_UNSUPPORTED,
+	PARSE_MALFORMED,
+	PARSE_FRAGMENT,
+};
+
+/* The IPv4 header fields we read, at their wire offsets. */
+struct ipv4_min {
+	__u8 ver_ihl;
+	__u8 tos;
+	__u16 tot_len;
+	__u16 id;
+	__u16 frag_off;
+	__u8 ttl;
+	__u8 protocol;
+	__u16 check;
+	__u32 saddr;
+	__u32 daddr;
+};
+
+static __always_inline int parse_packet(struct __sk_buff *skb, struct pkt *p)
+{
+	struct ethhdr eth;
+	struct ipv4_min ip;
+	__u8 l4[14];
+
+	p->len = skb->len;
+	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)))
+		return PARSE_MALFORMED;
+	__builtin_memcpy(p->src_mac, eth.h_source, 6);
+	p->eth_proto = bpf_ntohs(eth.h_proto);
+	if (p->eth_proto == ETH_P_ARP) {
+		if (bpf_skb_load_bytes(skb, ARP_SPA_OFF, &p->saddr, 4))
+			return PARSE_MALFORMED;
+		return PARSE_ARP;
+	}
+	if (p->eth_proto != ETH_P_IP)
+		return PARSE_UNSUPPORTED;
+	if (bpf_skb_load_bytes(skb, ETH_HLEN_, &ip, sizeof(ip)))
+		return PARSE_MALFORMED;
+	__u32 ihl = (ip.ver_ihl & 0x0f) * 4;
+	if ((ip.ver_ihl >> 4) != 4 || ihl < 20)
+		return PARSE_MALFORMED;
+	p->saddr = ip.saddr;
+	p->daddr = ip.daddr;
+	p->proto = ip.protocol;
+	/* A non-first fragment has no L4 header to match rules or conntrack against. */
+	if (bpf_ntohs(ip.frag_off) & 0x1fff)
+		return PARSE_FRAGMENT;
+	__u32 off = ETH_HLEN_ + ihl;
+	switch (ip.protocol) {
+	case TANDEM_PROTO_TCP:
+		if (bpf_skb_load_bytes(skb, off, l4, 14))
+			return PARSE_MALFORMED;
+		p->sport = (__u16)l4[0] << 8 | l4[1];
+		p->dport = (__u16)l4[2] << 8 | l4[3];
+		p->tcp_flags = l4[13];
+		break;
+	case TANDEM_PROTO_UDP:
+		if (bpf_skb_load_bytes(skb, off, l4, 4))
+			return PARSE_MALFORMED;
+		p->sport = (__u16)l4[0] << 8 | l4[1];
+		p->dport = (__u16)l4[2] << 8 | l4[3];
+		break;
+	case TANDEM_PROTO_ICMP:
+		if (bpf_skb_load_bytes(skb, off, l4, 8))
+			return PARSE_MALFORMED;
+		p->icmp_type = l4[0];
+		p->icmp_code = l4[1];
+		if (p->icmp_type == ICMP_ECHO_ || p->icmp_type == ICMP_ECHOREPLY_) {
+			p->sport = (__u16)l4[4] << 8 | l4[5];
+			p->dport = p->sport;
+		}
+		break;
+	default:
+		break;
+	}
+	return PARSE_IPV4;
+}
+
+/* The protocol slot of a policy key. */
+static __always_inline __u8 policy_proto(__u8 proto)
+{
+	if (proto == TANDEM_PROTO_TCP || proto == TANDEM_PROTO_UDP || proto == TANDEM_PROTO_ICMP)
+		return proto;
+	return TANDEM_PROTO_OTHER;
+}
+
+/* The port slot a new flow is evaluated with: destination port, ICMP type << 8 | code. */
+static __always_inline __u16 policy_port(const struct pkt *p)
+{
+	if (p->proto == TANDEM_PROTO_TCP || p->proto == TANDEM_PROTO_UDP)
+		return p->dport;
+	if (p->proto == TANDEM_PROTO_ICMP)
+		return (__u16)p->icmp_type << 8 | p->icmp_code;
+	return 0;
+}
+
+#endif

@@ -1,0 +1,162 @@
+//! TCX attachment of the endpoint programs to host veths, with links pinned under
+//! `<root>/links/<ifindex>-<hook>` so they outlive the agent.
+
+use std::collections::BTreeSet;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use aya::programs::SchedClassifier;
+
+use super::sys::{self, TestRun};
+use super::{pin, Datapath, DatapathError, Result};
+use crate::policy::EndpointConfig;
+
+/// One side of a host veth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    /// tcx ingress of the host veth: packets the pod sends.
+    FromPod,
+    /// tcx egress of the host veth: packets delivered to the pod.
+    ToPod,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 2] = [Hook::FromPod, Hook::ToPod];
+
+    pub fn program(self) -> &'static str {
+        match self {
+            Hook::FromPod => "from_pod",
+            Hook::ToPod => "to_pod",
+        }
+    }
+
+    fn attach_type(self) -> u32 {
+        match self {
+            Hook::FromPod => sys::BPF_TCX_INGRESS,
+            Hook::ToPod => sys::BPF_TCX_EGRESS,
+        }
+    }
+
+    fn pin_suffix(self) -> &'static str {
+        match self {
+            Hook::FromPod => "ingress",
+            Hook::ToPod => "egress",
+        }
+    }
+}
+
+impl Datapath {
+    /// The loaded program of a hook (for BPF_PROG_TEST_RUN and tooling).
+    pub fn program_fd(&self, hook: Hook) -> Result<BorrowedFd<'_>> {
+        let name = hook.program();
+        let prog: &SchedClassifier = self
+            .ebpf
+            .program(name)
+            .ok_or(DatapathError::MissingProgram { name })?
+            .try_into()
+            .map_err(|source| DatapathError::Program { name, source })?;
+        let fd = prog
+            .fd()
+            .map_err(|source| DatapathError::Program { name, source })?;
+        Ok(fd.as_fd())
+    }
+
+    /// Run one frame through a hook's program as if it arrived on the loopback device of the
+    /// calling thread's netns (ifindex 1 in every netns): returns TC_ACT_*.
+    pub fn test_run(&self, hook: Hook, frame: &[u8]) -> Result<u32> {
+        let fd = self.program_fd(hook)?;
+        sys::prog_test_run(
+            fd,
+            &TestRun {
+                data: frame,
+                ctx: &[],
+            },
+        )
+        .map_err(DatapathError::TestRun)
+    }
+
+    /// Enforce `cfg` on the host veth `ifindex` of the calling thread's netns (the agent runs
+    /// in the node netns; for another netns, call this on a thread that entered it). The
+    /// endpoint entry is written before the links exist, so the first packet the programs see
+    /// is already policed; until both exist, keep the link down (strict start). Idempotent:
+    /// existing pinned links are kept and switched to the current programs.
+    pub fn attach_endpoint(&mut self, ifindex: u32, cfg: &EndpointConfig) -> Result<()> {
+        self.set_endpoint(ifindex, cfg)?;
+        for hook in Hook::ALL {
+            self.attach_hook(ifindex, hook)?;
+        }
+        Ok(())
+    }
+
+    fn attach_hook(&self, ifindex: u32, hook: Hook) -> Result<()> {
+        let path = pin::link_path(&self.opts.pin_root, ifindex, hook.pin_suffix());
+        let prog = self.program_fd(hook)?;
+        let link_err = |op| {
+            move |source| DatapathError::Link {
+                op,
+                ifindex,
+                source,
+            }
+        };
+        if let Ok(link) = sys::obj_get(&path) {
+            return sys::link_update(link.as_fd(), prog).map_err(link_err("link update"));
+        }
+        let link = sys::tcx_link_create(prog, ifindex, hook.attach_type())
+            .map_err(link_err("tcx attach"))?;
+        sys::obj_pin(link.as_fd(), &path).map_err(link_err("pin link"))
+    }
+
+    /// Stop enforcing on `ifindex`: unpin its links (which detaches them), remove the entry
+    /// and the endpoint's conntrack entries. Best effort and idempotent (DEL semantics).
+    pub fn detach_endpoint(&mut self, ifindex: u32) -> Result<()> {
+        let mut first_err = None;
+        for hook in Hook::ALL {
+            let path = pin::link_path(&self.opts.pin_root, ifindex, hook.pin_suffix());
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    first_err.get_or_insert(DatapathError::Link {
+                        op: "unpin link",
+                        ifindex,
+                        source: e,
+                    });
+                }
+            }
+        }
+        if let Some(old) = self.remove_endpoint_entry(ifindex)? {
+            self.flush_conntrack(Some(&BTreeSet::from([old.endpoint_id])))?;
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Point every pinned link at this agent's programs (one atomic BPF_LINK_UPDATE each).
+    pub(super) fn adopt_links(&self) -> Result<()> {
+        let dir = pin::links_dir(&self.opts.pin_root);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(());
+        };
+        for entry in entries.filter_map(|e| e.ok()) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((ifx, suffix)) = name.split_once('-') else {
+                continue;
+            };
+            let Ok(ifindex) = ifx.parse::<u32>() else {
+                continue;
+            };
+            let Some(hook) = Hook::ALL.into_iter().find(|h| h.pin_suffix() == suffix) else {
+                continue;
+            };
+            let link = sys::obj_get(&entry.path()).map_err(|source| DatapathError::Link {
+                op: "open pinned link",
+                ifindex,
+                source,
+            })?;
+            sys::link_update(link.as_fd(), self.program_fd(hook)?).map_err(|source| {
+                DatapathError::Link {
+                    op: "link update",
+                    ifindex,
+                    source,
+                }
+            })?;
+        }
+        Ok(())
+    }
+}

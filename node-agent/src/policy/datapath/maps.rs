@@ -1,0 +1,217 @@
+//! Writing the maps: the atomic rule-set commit, endpoint entries, control peers, conntrack
+//! and counters.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use aya::maps::lpm_trie::Key;
+use aya::maps::MapError;
+use ipnet::Ipv4Net;
+
+use super::load::map_error;
+use super::{Datapath, IdentityTrie, PolicyTrie, Result};
+use crate::policy::abi;
+use crate::policy::compile::{CompiledPolicy, PolicyEntry, Verdict};
+use crate::policy::model::{Action, Dir};
+use crate::policy::{ControlClass, EndpointConfig, Role};
+
+/// BPF_F_NO_PREALLOC, required of LPM tries.
+const NO_PREALLOC: u32 = 1;
+
+fn policy_key(e: &PolicyEntry) -> Key<abi::PolicyKeyData> {
+    let data = abi::PolicyKeyData {
+        dir_remote: ((e.dir as u32) << 24 | e.remote).to_be(),
+        proto: e.proto as u8,
+        port_hi: (e.port >> 8) as u8,
+        port_lo: e.port as u8,
+        _pad: 0,
+    };
+    Key::new(40 + u32::from(e.port_len), data)
+}
+
+fn v4_key(net: &Ipv4Net) -> Key<u32> {
+    Key::new(
+        u32::from(net.prefix_len()),
+        u32::from(net.network()).to_be(),
+    )
+}
+
+impl Datapath {
+    /// Commit a whole compiled rule set atomically: the identity trie and every policy trie
+    /// are built off to the side into the inactive epoch, then one write of the generation
+    /// switches every CPU to them. Returns the new generation.
+    pub fn apply(&mut self, compiled: &CompiledPolicy) -> Result<u32> {
+        let cfg = self.config.get(&0, 0).map_err(map_error("config"))?;
+        let next = cfg.generation.wrapping_add(1).max(1);
+        let epoch = next & 1;
+
+        let mut ids = IdentityTrie::create(compiled.identities.len().max(1) as u32, NO_PREALLOC)
+            .map_err(map_error("identities"))?;
+        for (net, id) in &compiled.identities {
+            ids.insert(&v4_key(net), id, 0)
+                .map_err(map_error("identities"))?;
+        }
+        self.identities
+            .set(epoch, &ids, 0)
+            .map_err(map_error("identities"))?;
+
+        for (&policy_id, entries) in &compiled.policies {
+            let mut trie = PolicyTrie::create(entries.len().max(1) as u32, NO_PREALLOC)
+                .map_err(map_error("policies"))?;
+            for e in entries {
+                let v = abi::PolicyValue {
+                    rule_id: e.rule_id,
+                    action: if e.action == Action::Accept {
+                        abi::VERDICT_ACCEPT
+                    } else {
+                        abi::VERDICT_DROP
+                    },
+                    _pad: [0; 3],
+                };
+                trie.insert(&policy_key(e), v, 0)
+                    .map_err(map_error("policies"))?;
+            }
+            let key = abi::PolicyOuterKey { policy_id, epoch };
+            self.policies
+                .insert(key, &trie, 0)
+                .map_err(map_error("policies"))?;
+        }
+        // Policies no interface uses any more leave this epoch now, the other one next time.
+        let stale: Vec<abi::PolicyOuterKey> = self
+            .policies
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| k.epoch == epoch && !compiled.policies.contains_key(&k.policy_id))
+            .collect();
+        for k in stale {
+            self.policies.remove(&k).map_err(map_error("policies"))?;
+        }
+
+        let mut cfg = self.config.get(&0, 0).map_err(map_error("config"))?;
+        cfg.generation = next;
+        self.config.set(0, cfg, 0).map_err(map_error("config"))?;
+        self.current = Some(compiled.clone());
+        Ok(next)
+    }
+
+    /// The committed rule set, if this agent committed one.
+    pub fn current(&self) -> Option<&CompiledPolicy> {
+        self.current.as_ref()
+    }
+
+    /// The verdict the committed tables give a new flow of an endpoint: `towards_pod` picks
+    /// the direction, `remote` is the other side. `None` before the first `apply`.
+    pub fn trace(
+        &self,
+        cfg: &EndpointConfig,
+        towards_pod: bool,
+        remote: Ipv4Addr,
+        ip_proto: u8,
+        port: u16,
+    ) -> Option<Verdict> {
+        let compiled = self.current.as_ref()?;
+        match cfg.role {
+            Role::Tenant { policy_id } => {
+                let dir = if towards_pod {
+                    Dir::Ingress
+                } else {
+                    Dir::Egress
+                };
+                Some(compiled.evaluate(policy_id, dir, remote, ip_proto, port))
+            }
+            Role::Control => None,
+        }
+    }
+
+    /// Write (or replace) the entry of one interface without touching its links.
+    pub fn set_endpoint(&mut self, ifindex: u32, cfg: &EndpointConfig) -> Result<()> {
+        self.endpoints
+            .insert(ifindex, cfg.to_abi(), 0)
+            .map_err(map_error("endpoints"))
+    }
+
+    pub(super) fn remove_endpoint_entry(
+        &mut self,
+        ifindex: u32,
+    ) -> Result<Option<abi::EndpointConfig>> {
+        let old = self.endpoints.get(&ifindex, 0).ok();
+        match self.endpoints.remove(&ifindex) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(old),
+            Err(e) if is_enoent(&e) => Ok(old),
+            Err(source) => Err(map_error("endpoints")(source)),
+        }
+    }
+
+    /// Classify a control-network prefix (the longest matching prefix decides).
+    pub fn set_control_peer(&mut self, net: Ipv4Net, class: ControlClass) -> Result<()> {
+        let v = match class {
+            ControlClass::Platform => abi::CONTROL_PLATFORM,
+            ControlClass::Pod => abi::CONTROL_POD,
+        };
+        self.control_peers
+            .insert(&v4_key(&net.trunc()), v, 0)
+            .map_err(map_error("control_peers"))
+    }
+
+    pub fn remove_control_peer(&mut self, net: Ipv4Net) -> Result<()> {
+        match self.control_peers.remove(&v4_key(&net.trunc())) {
+            Ok(()) => Ok(()),
+            Err(e) if is_enoent(&e) => Ok(()),
+            Err(source) => Err(map_error("control_peers")(source)),
+        }
+    }
+
+    /// Every conntrack entry (key, entry).
+    pub fn conntrack_entries(&self) -> Vec<(abi::CtKey, abi::CtEntry)> {
+        self.conntrack.iter().filter_map(|r| r.ok()).collect()
+    }
+
+    /// Delete the conntrack entries of the given endpoints (all if `None`); returns how many.
+    pub fn flush_conntrack(&mut self, endpoints: Option<&BTreeSet<u32>>) -> Result<usize> {
+        let keys: Vec<abi::CtKey> = self
+            .conntrack
+            .keys()
+            .filter_map(|k| k.ok())
+            .filter(|k| endpoints.is_none_or(|s| s.contains(&k.endpoint_id)))
+            .collect();
+        for k in &keys {
+            self.delete_conntrack(k)?;
+        }
+        Ok(keys.len())
+    }
+
+    pub fn delete_conntrack(&mut self, key: &abi::CtKey) -> Result<()> {
+        match self.conntrack.remove(key) {
+            Ok(()) => Ok(()),
+            Err(e) if is_enoent(&e) => Ok(()),
+            Err(source) => Err(map_error("conntrack")(source)),
+        }
+    }
+
+    /// Sum over CPUs of a `stats` counter (abi::STAT_*).
+    pub fn stat(&self, index: u32) -> Result<u64> {
+        let v = self.stats.get(&index, 0).map_err(map_error("stats"))?;
+        Ok(v.iter().sum())
+    }
+
+    /// Sum over CPUs of a rule's counters.
+    pub fn rule_counter(&self, rule_id: u32) -> Result<abi::RuleCounter> {
+        let v = self
+            .rule_stats
+            .get(&rule_id, 0)
+            .map_err(map_error("rule_stats"))?;
+        Ok(v.iter()
+            .fold(abi::RuleCounter::default(), |a, c| abi::RuleCounter {
+                packets: a.packets + c.packets,
+                bytes: a.bytes + c.bytes,
+            }))
+    }
+}
+
+fn is_enoent(e: &MapError) -> bool {
+    match e {
+        MapError::KeyNotFound => true,
+        MapError::SyscallError(s) => s.io_error.raw_os_error() == Some(libc::ENOENT),
+        _ => false,
+    }
+}

@@ -1,0 +1,108 @@
+//! The eBPF datapath: load (or adopt) the pinned programs and maps, commit compiled policies,
+//! write endpoint entries and attach the programs to host veths with TCX.
+//!
+//! ```text
+//! Datapath::open(opts)            load ebpf/endpoint.bpf.c; maps pinned under <root>/maps
+//!                                 (adopted as they are when already pinned)
+//! dp.apply(&compiled)             fill the inactive epoch, flip dp_config.generation
+//! dp.attach_endpoint(ifx, &cfg)   endpoint entry first, then TCX links pinned under <root>/links
+//! dp.detach_endpoint(ifx)         links, entry, conntrack entries of the endpoint
+//! dp.trace(...)                   the verdict the committed tables give, with the rule
+//! ```
+
+mod attach;
+mod load;
+mod maps;
+pub mod pin;
+pub mod sys;
+
+use std::path::PathBuf;
+
+use aya::maps::{Array, ArrayOfMaps, HashMap, HashOfMaps, LpmTrie, MapData, PerCpuArray};
+use aya::Ebpf;
+
+use super::abi;
+use super::compile::CompiledPolicy;
+use super::Timeouts;
+
+pub use attach::Hook;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatapathError {
+    #[error("cannot prepare the bpffs at {path}: {source}")]
+    Bpffs {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot load the endpoint programs: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("program {name}: {source}")]
+    Program {
+        name: &'static str,
+        source: aya::programs::ProgramError,
+    },
+    #[error("map {name}: {source}")]
+    Map {
+        name: &'static str,
+        source: aya::maps::MapError,
+    },
+    #[error("program {name} missing from the object")]
+    MissingProgram { name: &'static str },
+    #[error("map {name} missing from the object")]
+    MissingMap { name: &'static str },
+    #[error("{op} on ifindex {ifindex}: {source}")]
+    Link {
+        op: &'static str,
+        ifindex: u32,
+        source: std::io::Error,
+    },
+    #[error("BPF_PROG_TEST_RUN: {0}")]
+    TestRun(std::io::Error),
+}
+
+pub type Result<T, E = DatapathError> = std::result::Result<T, E>;
+
+/// How to open the datapath.
+#[derive(Debug, Clone)]
+pub struct DatapathOptions {
+    /// A bpffs (mounted here if it is not one): `/sys/fs/bpf/tandem` in production.
+    pub pin_root: PathBuf,
+    /// Conntrack capacity (LRU); only used when the map is created, not when adopted.
+    pub conntrack_entries: u32,
+    pub timeouts: Timeouts,
+    /// Ring-buffer event budget per CPU.
+    pub events_per_sec: u32,
+    pub events_burst: u32,
+}
+
+impl DatapathOptions {
+    pub fn new(pin_root: impl Into<PathBuf>) -> DatapathOptions {
+        DatapathOptions {
+            pin_root: pin_root.into(),
+            conntrack_entries: 262_144,
+            timeouts: Timeouts::default(),
+            events_per_sec: 1000,
+            events_burst: 100,
+        }
+    }
+}
+
+type PolicyTrie = LpmTrie<MapData, abi::PolicyKeyData, abi::PolicyValue>;
+type IdentityTrie = LpmTrie<MapData, u32, u32>;
+
+/// The loaded datapath. One per agent; methods take `&mut self` (single writer).
+pub struct Datapath {
+    opts: DatapathOptions,
+    /// Whether `open` mounted the bpffs (tests unmount it).
+    pub mounted_bpffs: bool,
+    ebpf: Ebpf,
+    endpoints: HashMap<MapData, u32, abi::EndpointConfig>,
+    config: Array<MapData, abi::DpConfig>,
+    identities: ArrayOfMaps<MapData, IdentityTrie>,
+    policies: HashOfMaps<MapData, abi::PolicyOuterKey, PolicyTrie>,
+    control_peers: LpmTrie<MapData, u32, u32>,
+    conntrack: HashMap<MapData, abi::CtKey, abi::CtEntry>,
+    stats: PerCpuArray<MapData, u64>,
+    rule_stats: PerCpuArray<MapData, abi::RuleCounter>,
+    current: Option<CompiledPolicy>,
+}
