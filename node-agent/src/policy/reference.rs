@@ -21,6 +21,8 @@ pub struct Outcome {
     /// `Pass`, or why it was (or in audit mode would have been) dropped.
     pub reason: Reason,
     pub rule_id: u32,
+    /// Passed as part of a tracked flow (a reply, or a later packet of an allowed flow).
+    pub tracked: bool,
 }
 
 #[derive(Debug, Default)]
@@ -127,6 +129,7 @@ impl Reference {
             pass: false,
             reason,
             rule_id: 0,
+            tracked: false,
         };
         let Some(ep) = self.endpoints.get(&ifindex).copied() else {
             return drop(Reason::NoEndpoint);
@@ -222,7 +225,10 @@ impl Reference {
                     }
                     advance(&mut e, proto, tcp_flags, from_pod, now);
                     self.conntrack.insert(key, e);
-                    return pass(e.rule_id);
+                    return Outcome {
+                        tracked: true,
+                        ..pass(e.rule_id)
+                    };
                 }
             }
         }
@@ -266,6 +272,7 @@ fn pass(rule_id: u32) -> Outcome {
         pass: true,
         reason: Reason::Pass,
         rule_id,
+        tracked: false,
     }
 }
 
@@ -275,6 +282,7 @@ fn deny(ep: &EndpointConfig, reason: Reason, rule_id: u32) -> Outcome {
         pass: ep.audit,
         reason,
         rule_id,
+        tracked: false,
     }
 }
 
