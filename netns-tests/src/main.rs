@@ -52,6 +52,11 @@ enum Cmd {
         #[command(flatten)]
         faults: FaultArgs,
     },
+    /// Run a benchmark in fresh labs and print its table.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCmd,
+    },
     /// Tear a lab down (`--prefix P`) or all of them (`--all`).
     Down {
         #[arg(long, required_unless_present = "all", conflicts_with = "all")]
@@ -111,6 +116,21 @@ impl FaultArgs {
     }
 }
 
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Warm and empty-pool ADDs and pod bursts with real-cloud attach latency.
+    Pool {
+        #[arg(long, default_value_t = 2000)]
+        attach_latency_ms: u64,
+        #[arg(long, default_value_t = 100)]
+        warm_adds: usize,
+        #[arg(long, default_value_t = 50)]
+        burst: usize,
+        #[arg(long, env = "TANDEM_BIN_DIR")]
+        bin_dir: Option<PathBuf>,
+    },
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -167,6 +187,27 @@ fn main() -> anyhow::Result<()> {
                 ..LabOptions::default()
             });
             tandem_lab::demo::run(options, &mut |text| print_out(text))?;
+        }
+        Cmd::Bench {
+            which:
+                BenchCmd::Pool {
+                    attach_latency_ms,
+                    warm_adds,
+                    burst,
+                    bin_dir,
+                },
+        } => {
+            let opts = tandem_lab::bench::PoolBenchOptions {
+                attach_latency_ms,
+                warm_adds,
+                burst,
+                lab: LabOptions {
+                    bin_dir,
+                    ..LabOptions::default()
+                },
+            };
+            let report = tandem_lab::bench::bench_pool(&opts)?;
+            print_out(&(report.table() + "\n"));
         }
         Cmd::Down {
             prefix,

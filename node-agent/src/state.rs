@@ -60,6 +60,9 @@ pub struct State {
     /// Released addresses and when (unix ms): not handed out again before the cool-down.
     #[serde(default)]
     pub cooling: BTreeMap<Ipv4Addr, u64>,
+    /// Bumped on every change that must be made durable.
+    #[serde(skip)]
+    pub generation: u64,
 }
 
 /// Link groups Tandem hands out start here, far from the small numbers admins use.

@@ -3,14 +3,17 @@
 //!
 //! - [`cni`]: exec latency of the real `tandem` plugin against the reference `ptp` +
 //!   `host-local` plugins, ADD and DEL, on one node with a warm agent.
+//! - [`pool`]: warm and empty-pool ADDs and pod bursts with real-cloud attach latency.
 
 pub mod cni;
 pub mod cni_report;
+pub mod pool;
 
 use std::time::Duration;
 
 pub use cni::{bench_cni, CniBenchOptions, CniBenchReport, PluginRun};
 pub use cni_report::Target;
+pub use pool::{bench_pool, PoolBenchOptions, PoolBenchReport};
 
 use crate::lab::{http::HttpError, netns::NetnsError, LabError};
 

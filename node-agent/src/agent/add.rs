@@ -50,10 +50,15 @@ impl Agent {
                 existing.netns.display()
             )));
         }
-        let alloc = self.allocate(&req, &tenant.name).await?;
-        if let Err(e) =
-            wiring::setup(&self.host, &pod_ns, &alloc.interfaces, alloc.link_group).await
-        {
+        let (alloc, snapshot) = self.allocate(&req, &tenant.name).await?;
+        // The allocation becomes durable while the pod is wired; ADD answers only when both
+        // are done. A crash in between leaves either a durable allocation whose wiring the
+        // start-up repair redoes, or wiring no allocation explains, which it removes.
+        let (wired, durable) = tokio::join!(
+            wiring::setup(&self.host, &pod_ns, &alloc.interfaces, alloc.link_group),
+            self.commit_snapshot(snapshot)
+        );
+        if let Err(e) = wired.and(durable) {
             // Undo what was built, then return the addresses.
             let ns = wiring::Namespaces {
                 host: &self.host,
@@ -72,7 +77,7 @@ impl Agent {
             }
             let mut state = self.state.lock().await;
             state.allocations.remove(&key_string(&req.key));
-            self.commit(&state)?;
+            self.commit(&mut state)?;
             return Err(e);
         }
         tracing::info!(
@@ -91,9 +96,9 @@ impl Agent {
         self.ready.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Take one control and one tenant IP and commit the allocation; wait (bounded) for the
-    /// refill when a pool is empty.
-    async fn allocate(&self, req: &AddRequest, tenant: &str) -> AgentResult<Allocation> {
+    /// Take one control and one tenant IP, and return the state to make durable with them;
+    /// wait (bounded) for the refill when a pool is empty.
+    async fn allocate(&self, req: &AddRequest, tenant: &str) -> AgentResult<(Allocation, State)> {
         let wait = Duration::from_millis(self.cfg.pool.empty_wait_ms);
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -101,9 +106,10 @@ impl Agent {
             {
                 let mut state = self.state.lock().await;
                 if let Some(alloc) = self.try_allocate(&mut state, req, tenant) {
-                    self.commit(&state)?;
+                    state.generation += 1;
+                    let snapshot = state.clone();
                     self.refill_wanted.notify_one();
-                    return Ok(alloc);
+                    return Ok((alloc, snapshot));
                 }
             }
             let short = self.short_planes(tenant).await;

@@ -66,7 +66,7 @@ impl Agent {
                 .map(|i| i.ip),
             now_ms(),
         );
-        self.commit(&state)?;
+        self.commit(&mut state)?;
         drop(state);
         self.refill_wanted.notify_one();
         tracing::info!(container = %req.key.container_id, ifname = %req.key.ifname, "pod released");

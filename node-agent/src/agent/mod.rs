@@ -37,7 +37,9 @@ pub struct Agent {
     pub(crate) cfg: AgentConfig,
     pub(crate) model: RwLock<Model>,
     pub(crate) state: Mutex<State>,
-    pub(crate) store: Box<dyn StateStore>,
+    pub(crate) store: Arc<dyn StateStore>,
+    /// Generation of the state last made durable; a snapshot no newer is not written again.
+    pub(crate) committed: Arc<std::sync::Mutex<u64>>,
     pub(crate) cloud: Arc<dyn CloudProvider>,
     pub(crate) host: Netlink,
     pub(crate) instance: Instance,
@@ -96,7 +98,8 @@ impl Agent {
             cfg,
             model: RwLock::new(model),
             state: Mutex::new(state),
-            store,
+            store: Arc::from(store),
+            committed: Arc::new(std::sync::Mutex::new(0)),
             cloud,
             host,
             instance,
@@ -128,8 +131,21 @@ impl Agent {
         tokio::spawn(async move { me.watch_loop().await });
     }
 
-    pub(crate) fn commit(&self, state: &State) -> AgentResult<()> {
-        Ok(self.store.commit(state)?)
+    /// Make the state durable now (the caller holds the state lock).
+    pub(crate) fn commit(&self, state: &mut State) -> AgentResult<()> {
+        state.generation += 1;
+        write_if_newer(&*self.store, &self.committed, state)
+    }
+
+    /// Make a snapshot durable on a blocking thread, so the caller can do other work (wiring)
+    /// meanwhile. Snapshots are cumulative: one already overtaken by a newer write is skipped,
+    /// which also makes concurrent ADDs share one fsync (group commit).
+    pub(crate) async fn commit_snapshot(&self, snapshot: State) -> AgentResult<()> {
+        let store = self.store.clone();
+        let committed = self.committed.clone();
+        tokio::task::spawn_blocking(move || write_if_newer(&*store, &committed, &snapshot))
+            .await
+            .map_err(|e| AgentError::Internal(format!("commit thread: {e}")))?
     }
 
     pub(crate) fn vswitch(&self, id: &str) -> AgentResult<&VSwitch> {
@@ -239,6 +255,19 @@ impl Agent {
                 .collect(),
         }
     }
+}
+
+fn write_if_newer(
+    store: &dyn StateStore,
+    committed: &std::sync::Mutex<u64>,
+    state: &State,
+) -> AgentResult<()> {
+    let mut last = committed.lock().expect("commit lock");
+    if state.generation > *last {
+        store.commit(state)?;
+        *last = state.generation;
+    }
+    Ok(())
 }
 
 pub(crate) fn now_ms() -> u64 {

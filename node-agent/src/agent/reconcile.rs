@@ -53,20 +53,22 @@ impl Agent {
             )));
         }
         state.enis = enis;
-        // Allocations whose address the cloud no longer assigns to us cannot be served.
-        let held: std::collections::BTreeSet<_> = state
-            .enis
-            .values()
-            .flat_map(|e| e.ips.iter().copied())
-            .collect();
-        state.allocations.retain(|k, a| {
-            let ok = a.interfaces.iter().all(|i| held.contains(&i.ip));
+        // Allocations whose address the cloud no longer assigns to us cannot be served. An
+        // exclusive interface holds its ENI's primary address, never a secondary one.
+        let st = &mut *state;
+        let enis = &st.enis;
+        st.allocations.retain(|k, a| {
+            let ok = a.interfaces.iter().all(|i| match enis.get(&i.eni_id) {
+                Some(e) if i.exclusive => e.primary_ip == i.ip,
+                Some(e) => e.ips.contains(&i.ip),
+                None => false,
+            });
             if !ok {
                 tracing::warn!(attachment = %k, "repair: dropping an allocation whose addresses the cloud no longer assigns here");
             }
             ok
         });
-        self.commit(&state)?;
+        self.commit(&mut state)?;
         tracing::info!(
             enis = state.enis.len(),
             allocations = state.allocations.len(),

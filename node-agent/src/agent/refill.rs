@@ -154,7 +154,7 @@ impl Agent {
                 if let Some(e) = state.enis.get_mut(eni_id) {
                     e.ips.extend(ips.iter().copied());
                 }
-                self.commit(&state)?;
+                self.commit(&mut state)?;
                 drop(state);
                 self.refilled.notify_waiters();
                 tracing::info!(eni = %eni_id, added = ips.len(), "pool refilled");
@@ -180,7 +180,7 @@ impl Agent {
                 if let (Some(e), Some(cloud)) = (state.enis.get_mut(eni_id), enis.first()) {
                     e.ips = cloud.secondary_ips.iter().copied().collect();
                 }
-                if let Err(e) = self.commit(&state) {
+                if let Err(e) = self.commit(&mut state) {
                     tracing::warn!(error = %e, "cannot commit a resync");
                 }
             }
@@ -240,7 +240,7 @@ impl Agent {
         {
             let mut state = self.state.lock().await;
             state.enis.insert(rec.id.clone(), rec);
-            self.commit(&state)?;
+            self.commit(&mut state)?;
         }
         self.refilled.notify_waiters();
         if ips > 0 {
@@ -336,7 +336,7 @@ impl Agent {
                     }
                 }
             }
-            self.commit(&state)?;
+            self.commit(&mut state)?;
             (whole, single)
         };
         for id in whole {

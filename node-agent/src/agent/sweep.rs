@@ -74,7 +74,7 @@ impl Agent {
             if state.enis.remove(eni_id).is_none() {
                 return;
             }
-            if let Err(e) = self.commit(&state) {
+            if let Err(e) = self.commit(&mut state) {
                 tracing::warn!(error = %e, "cannot commit");
             }
         }
