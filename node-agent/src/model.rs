@@ -98,8 +98,10 @@ enum Object {
     Namespace {
         metadata: Metadata,
     },
-    /// Parsed by the policy code; ignored here.
-    SecurityGroup {},
+    SecurityGroup {
+        metadata: Metadata,
+        spec: crate::policy::model::SecurityGroupSpec,
+    },
 }
 
 /// Everything the agent knows about tenants.
@@ -107,6 +109,7 @@ enum Object {
 pub struct Model {
     pub tenants: BTreeMap<String, TenantNetwork>,
     pub namespaces: BTreeMap<String, Metadata>,
+    pub security_groups: BTreeMap<String, crate::policy::model::SecurityGroup>,
 }
 
 impl Model {
@@ -166,7 +169,13 @@ impl Model {
                 Object::Namespace { metadata } => {
                     self.namespaces.insert(metadata.name.clone(), metadata);
                 }
-                Object::SecurityGroup {} => {}
+                Object::SecurityGroup { metadata, spec } => {
+                    let sg = crate::policy::model::SecurityGroup {
+                        metadata: metadata.clone(),
+                        spec,
+                    };
+                    self.security_groups.insert(metadata.name, sg);
+                }
             }
         }
         Ok(())

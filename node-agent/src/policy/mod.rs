@@ -14,6 +14,8 @@ pub mod events;
 pub mod model;
 pub mod packet;
 pub mod reference;
+#[cfg(test)]
+mod tests;
 
 use std::net::Ipv4Addr;
 
