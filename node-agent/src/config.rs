@@ -45,6 +45,17 @@ pub struct AgentConfig {
     /// Also serve `GET /metrics` over TCP here (e.g. `127.0.0.1:9190`), for Prometheus.
     #[serde(default)]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// bpffs directory of the security-group datapath (mounted here if it is not a bpffs);
+    /// `/sys/fs/bpf/tandem` on a node. Unset: security groups are not enforced.
+    #[serde(default)]
+    pub bpf_root: Option<PathBuf>,
+    /// Where this agent publishes its pods' tenant addresses and groups (`Endpoint`
+    /// objects) for the other nodes, when there is no Kubernetes API (the lab: the config
+    /// directory).
+    #[serde(default)]
+    pub membership_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub policy: PolicyConfig,
     /// Seconds between sweeps for pods whose netns is gone and for leaked ENIs.
     #[serde(default = "default_sweep_secs")]
     pub sweep_secs: u64,
@@ -52,6 +63,19 @@ pub struct AgentConfig {
     /// between create and attach).
     #[serde(default = "default_leak_grace_secs")]
     pub leaked_eni_grace_secs: u64,
+}
+
+/// Security-group enforcement knobs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Log would-be drops and pass the traffic.
+    #[serde(default)]
+    pub audit: bool,
+    /// Re-check tracked flows against a changed rule set (default: tracked flows survive a
+    /// rule change, as on AWS and Alibaba Cloud).
+    #[serde(default)]
+    pub recheck: bool,
 }
 
 fn default_sweep_secs() -> u64 {

@@ -36,6 +36,8 @@ pub enum AgentError {
     Store(#[from] StoreError),
     #[error("cloud: {0}")]
     Cloud(#[from] ProviderError),
+    #[error("security groups: {0}")]
+    Policy(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -52,6 +54,7 @@ impl AgentError {
             AgentError::CheckFailed(_) => ErrorKind::CheckFailed,
             AgentError::Store(_) => ErrorKind::Store,
             AgentError::Cloud(_) => ErrorKind::NotReady,
+            AgentError::Policy(_) => ErrorKind::Internal,
             AgentError::Internal(_) => ErrorKind::Internal,
         }
     }

@@ -79,6 +79,32 @@ pub struct TenantNetworkSpec {
     pub security_groups: Vec<String>,
     #[serde(default)]
     pub namespace_selector: LabelSelector,
+    /// `controlled` environments: what egress may reach beyond the tenant VPC and platform.
+    #[serde(default)]
+    pub egress_allow: Vec<crate::policy::model::EgressAllow>,
+}
+
+/// `kind: PodSecurityGroups`: the security groups of one pod's tenant interface, replacing its
+/// tenant's (the lab's stand-in for a pod annotation).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSecurityGroupsSpec {
+    pub namespace: String,
+    pub pod: String,
+    pub security_groups: Vec<String>,
+}
+
+/// `kind: Endpoint`: a pod's tenant address and effective groups, published by the agent of
+/// its node so the others know the members of every group (in a cluster: the Pod objects).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointSpec {
+    pub node: String,
+    pub namespace: String,
+    pub pod: String,
+    pub tenant: String,
+    pub ip: std::net::Ipv4Addr,
+    pub security_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +128,12 @@ enum Object {
         metadata: Metadata,
         spec: crate::policy::model::SecurityGroupSpec,
     },
+    PodSecurityGroups {
+        spec: PodSecurityGroupsSpec,
+    },
+    Endpoint {
+        spec: EndpointSpec,
+    },
 }
 
 /// Everything the agent knows about tenants.
@@ -110,6 +142,10 @@ pub struct Model {
     pub tenants: BTreeMap<String, TenantNetwork>,
     pub namespaces: BTreeMap<String, Metadata>,
     pub security_groups: BTreeMap<String, crate::policy::model::SecurityGroup>,
+    /// (namespace, pod) → groups replacing the tenant's.
+    pub pod_groups: BTreeMap<(String, String), Vec<String>>,
+    /// Pods published by the agents of all nodes.
+    pub endpoints: Vec<EndpointSpec>,
 }
 
 impl Model {
@@ -176,9 +212,27 @@ impl Model {
                     };
                     self.security_groups.insert(metadata.name, sg);
                 }
+                Object::PodSecurityGroups { spec } => {
+                    self.pod_groups
+                        .insert((spec.namespace, spec.pod), spec.security_groups);
+                }
+                Object::Endpoint { spec } => self.endpoints.push(spec),
             }
         }
         Ok(())
+    }
+
+    /// The security groups of a pod's tenant interface.
+    pub fn pod_security_groups(
+        &self,
+        tenant: &TenantNetwork,
+        namespace: &str,
+        pod: &str,
+    ) -> Vec<String> {
+        self.pod_groups
+            .get(&(namespace.to_string(), pod.to_string()))
+            .cloned()
+            .unwrap_or_else(|| tenant.spec.security_groups.clone())
     }
 
     /// The tenant of a pod: the one named explicitly, else the first (by name) whose namespace

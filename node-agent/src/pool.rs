@@ -14,6 +14,8 @@ pub struct Levels {
     pub cooling: u32,
     /// ADDs waiting for this plane right now.
     pub waiting: u32,
+    /// Asked of the cloud and not arrived yet (addresses, or ENIs of an exclusive plane).
+    pub pending: u32,
     /// Whether pods used the plane recently; an idle plane shrinks to its minimum.
     pub active: bool,
     /// Secondary addresses on each of the plane's ENIs (ENI id, count).
@@ -64,13 +66,16 @@ pub fn target(l: &Levels, cfg: &PoolConfig, exclusive: bool) -> u32 {
 /// One step from the levels to the target.
 pub fn plan(l: &Levels, limits: Limits, cfg: &PoolConfig, exclusive: bool) -> Plan {
     let target = target(l, cfg, exclusive);
-    let have = l.used + l.free + l.cooling;
+    let have = l.used + l.free + l.cooling + l.pending;
     let mut plan = Plan {
         target,
         ..Plan::default()
     };
     if have > target {
-        plan.excess = (have - target).min(l.free);
+        // Nothing goes back while a request is in flight: the levels are about to change.
+        if l.pending == 0 {
+            plan.excess = (have - target).min(l.free);
+        }
         return plan;
     }
     let mut gap = target - have;
@@ -205,6 +210,22 @@ mod tests {
         assert!(p.new_enis.is_empty() && p.assign.is_empty());
         let p = plan(&lv(29, 0, &[29]), LIM, &cfg(), false);
         assert_eq!(p.new_enis, vec![4]);
+    }
+
+    #[test]
+    fn requests_in_flight_count_as_held() {
+        let mut l = lv(10, 0, &[10]);
+        l.waiting = 40;
+        l.pending = 44;
+        let p = plan(&l, LIM, &cfg(), false);
+        assert!(p.assign.is_empty() && p.new_enis.is_empty());
+        l.waiting = 50;
+        let p = plan(&l, LIM, &cfg(), false);
+        assert_eq!(
+            p.assign,
+            vec![("e0".into(), 10)],
+            "only the new demand is asked"
+        );
     }
 
     #[test]

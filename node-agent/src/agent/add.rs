@@ -50,12 +50,28 @@ impl Agent {
                 existing.netns.display()
             )));
         }
+        let spec = {
+            let model = self.model.read().expect("model lock");
+            self.pod_policy(&model, &tenant.name, &req.pod)
+        };
+        if let Some(spec) = &spec {
+            // A policy that does not compile (an unknown group, mixed models) fails the ADD
+            // before anything is allocated.
+            self.ensure_policy(spec).await?;
+        }
         let (alloc, snapshot) = self.allocate(&req, &tenant.name).await?;
         // The allocation becomes durable while the pod is wired; ADD answers only when both
         // are done. A crash in between leaves either a durable allocation whose wiring the
         // start-up repair redoes, or wiring no allocation explains, which it removes.
+        let enforce = |slot, i: &PodInterface, ifindex| self.enforce(&alloc, slot, i, ifindex);
         let (wired, durable) = tokio::join!(
-            wiring::setup(&self.host, &pod_ns, &alloc.interfaces, alloc.link_group),
+            wiring::setup(
+                &self.host,
+                &pod_ns,
+                &alloc.interfaces,
+                alloc.link_group,
+                &enforce
+            ),
             self.commit_snapshot(snapshot)
         );
         if let Err(e) = wired.and(durable) {
@@ -65,6 +81,7 @@ impl Agent {
                 node: &self.node_ns,
                 pod: Some(&pod_ns),
             };
+            self.unenforce(&alloc);
             let left = wiring::teardown(
                 &ns,
                 &req.key.container_id,
@@ -80,6 +97,8 @@ impl Agent {
             self.commit(&mut state)?;
             return Err(e);
         }
+        // The pod's address joins its groups' members, here and on the other nodes.
+        self.policy_changed();
         tracing::info!(
             container = %req.key.container_id,
             pod = %format!("{}/{}", req.pod.namespace, req.pod.name),

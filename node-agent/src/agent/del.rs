@@ -29,6 +29,7 @@ impl Agent {
             node: &self.node_ns,
             pod: pod_ns.as_ref(),
         };
+        self.unenforce(&alloc);
         let errors = wiring::teardown(
             &ns,
             &req.key.container_id,
@@ -69,6 +70,7 @@ impl Agent {
         self.commit(&mut state)?;
         drop(state);
         self.refill_wanted.notify_one();
+        self.policy_changed();
         tracing::info!(container = %req.key.container_id, ifname = %req.key.ifname, "pod released");
         Ok(DelReply { released: true })
     }

@@ -195,7 +195,10 @@ impl Agent {
                 for e in wiring::teardown(&ns, &a.key.container_id, &shared, a.link_group).await {
                     tracing::warn!(error = %e, "repair teardown");
                 }
-                wiring::setup(&self.host, &pod, &shared, a.link_group).await?;
+                self.unenforce(a);
+                let enforce =
+                    |slot, i: &tandem_common::api::PodInterface, idx| self.enforce(a, slot, i, idx);
+                wiring::setup(&self.host, &pod, &shared, a.link_group, &enforce).await?;
             }
         }
         for v in kernel.veths.difference(&known_veths) {

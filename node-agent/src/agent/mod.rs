@@ -6,6 +6,7 @@ mod check;
 mod del;
 mod gc;
 mod mapping;
+mod policy;
 mod pool_view;
 mod queue;
 mod reconcile;
@@ -56,6 +57,10 @@ pub struct Agent {
     pub(crate) node_ns: NetNs,
     /// When each plane was last used, and since when it holds more than its target.
     pub(crate) activity: std::sync::Mutex<BTreeMap<String, refill::Activity>>,
+    /// ENIs being created and attached right now (they count against the instance limit).
+    pub(crate) pending_enis: std::sync::atomic::AtomicU32,
+    /// The security-group datapath; `None` when `bpfRoot` is not configured.
+    pub(crate) enforcement: Option<Arc<policy::Enforcement>>,
 }
 
 /// A network plane on this node.
@@ -94,6 +99,13 @@ impl Agent {
         let host = Netlink::connect().map_err(AgentError::wiring("open node netlink"))?;
         let node_ns = NetNs::current().map_err(AgentError::wiring("open the node netns"))?;
         let state = store.load()?;
+        let enforcement = match &cfg.bpf_root {
+            Some(root) => Some(Arc::new(policy::Enforcement::open(root.clone())?)),
+            None => {
+                tracing::warn!("bpfRoot is not set: security groups are NOT enforced");
+                None
+            }
+        };
         let agent = Arc::new(Agent {
             cfg,
             model: RwLock::new(model),
@@ -111,9 +123,12 @@ impl Agent {
             metrics,
             node_ns,
             activity: std::sync::Mutex::new(BTreeMap::new()),
+            pending_enis: std::sync::atomic::AtomicU32::new(0),
+            enforcement,
         });
         agent.reconcile().await?;
         agent.repair_kernel().await?;
+        agent.adopt_enforcement().await?;
         agent.drain_release_queue().await;
         agent.ready.store(true, Ordering::SeqCst);
         Ok(agent)
@@ -129,6 +144,8 @@ impl Agent {
         tokio::spawn(async move { me.sweep_loop().await });
         let me = self.clone();
         tokio::spawn(async move { me.watch_loop().await });
+        let me = self.clone();
+        tokio::spawn(async move { me.policy_loop().await });
     }
 
     /// Make the state durable now (the caller holds the state lock).

@@ -26,12 +26,14 @@ pub(crate) struct Activity {
     /// Since when the plane holds more than its target, and how long it must last (the idle
     /// delay with its jitter) before the excess goes back.
     pub excess_since: Option<(Instant, Duration)>,
+    /// Addresses (or exclusive ENIs) asked of the cloud and not arrived yet.
+    pub pending: u32,
 }
 
 impl Agent {
-    pub(crate) async fn refill_loop(&self) {
+    pub(crate) async fn refill_loop(self: std::sync::Arc<Self>) {
         loop {
-            let failed = self.refill_round().await;
+            let failed = self.clone().refill_round().await;
             self.refilled.notify_waiters();
             if failed {
                 tokio::time::sleep(ERROR_BACKOFF).await;
@@ -41,7 +43,7 @@ impl Agent {
     }
 
     /// One round over every plane; true if anything failed.
-    pub(crate) async fn refill_round(&self) -> bool {
+    pub(crate) async fn refill_round(self: std::sync::Arc<Self>) -> bool {
         let planes = {
             let mut state = self.state.lock().await;
             state.expire_cooling(now_ms().saturating_sub(self.cfg.pool.cooldown_secs * 1000));
@@ -49,7 +51,7 @@ impl Agent {
         };
         let mut failed = false;
         for plane in planes {
-            if let Err(e) = self.refill_plane(&plane).await {
+            if let Err(e) = self.clone().refill_plane(&plane).await {
                 tracing::warn!(plane = %plane.name, error = %e, "pool refill failed; will retry");
                 failed = true;
             }
@@ -95,25 +97,31 @@ impl Agent {
         let a = act.entry(plane.name.clone()).or_insert_with(|| Activity {
             last_used: Instant::now(),
             excess_since: None,
+            pending: 0,
         });
         if l.used > 0 || l.waiting > 0 {
             a.last_used = Instant::now();
         }
         l.active = a.last_used.elapsed() < idle_for;
+        l.pending = a.pending;
         l
     }
 
     fn limits(&self, state: &State) -> Limits {
+        let pending = self.pending_enis.load(std::sync::atomic::Ordering::SeqCst);
         Limits {
             spare_enis: self
                 .instance
                 .max_enis
-                .saturating_sub(state.enis.len() as u32),
+                .saturating_sub(state.enis.len() as u32 + pending),
             ips_per_eni: self.instance.max_ips_per_eni.saturating_sub(1),
         }
     }
 
-    async fn refill_plane(&self, plane: &Plane) -> AgentResult<()> {
+    /// Plan one plane and start carrying the plan out; the next round does not wait for it
+    /// (an attach takes seconds), but counts what it asked as pending, so a burst arriving
+    /// meanwhile is planned at once for just the rest.
+    async fn refill_plane(self: std::sync::Arc<Self>, plane: &Plane) -> AgentResult<()> {
         let plan = {
             let state = self.state.lock().await;
             let levels = self.levels(&state, plane);
@@ -135,7 +143,40 @@ impl Agent {
         if plan.at_limit {
             tracing::debug!(plane = %plane.name, target = plan.target, "pool held back by the instance's limits");
         }
-        self.grow(plane, plan).await
+        let asked = if plane.exclusive {
+            plan.new_enis.len() as u32
+        } else {
+            plan.assign.iter().map(|(_, n)| n).sum::<u32>() + plan.new_enis.iter().sum::<u32>()
+        };
+        if asked == 0 {
+            return Ok(());
+        }
+        let new_enis = plan.new_enis.len() as u32;
+        self.track_pending(&plane.name, asked as i64, new_enis as i64);
+        let me = self.clone();
+        let plane = plane.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.grow(&plane, plan).await {
+                tracing::warn!(plane = %plane.name, error = %e, "pool refill failed; will retry");
+            }
+            me.track_pending(&plane.name, -(asked as i64), -(new_enis as i64));
+            me.refilled.notify_waiters();
+            me.refill_wanted.notify_one();
+        });
+        Ok(())
+    }
+
+    fn track_pending(&self, plane: &str, ips: i64, enis: i64) {
+        let mut act = self.activity.lock().expect("activity lock");
+        if let Some(a) = act.get_mut(plane) {
+            a.pending = (a.pending as i64 + ips).max(0) as u32;
+        }
+        let n = &self.pending_enis;
+        let cur = n.load(std::sync::atomic::Ordering::SeqCst) as i64;
+        n.store(
+            (cur + enis).max(0) as u32,
+            std::sync::atomic::Ordering::SeqCst,
+        );
     }
 
     /// Carry out a plan's growth, every call in parallel.
@@ -270,6 +311,7 @@ impl Agent {
             let a = act.entry(plane.name.clone()).or_insert_with(|| Activity {
                 last_used: Instant::now(),
                 excess_since: None,
+                pending: 0,
             });
             let base = Duration::from_secs(self.cfg.pool.idle_release_secs);
             let (since, wait) = *a.excess_since.get_or_insert_with(|| {

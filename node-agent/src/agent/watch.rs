@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use super::Agent;
 use crate::model::Model;
 
-const POLL: Duration = Duration::from_millis(200);
+const POLL: Duration = Duration::from_millis(25);
 
 /// Names, sizes and modification times of the directory's files: changes when any file does.
 pub(crate) fn fingerprint(dir: &Path) -> Vec<(String, u64, SystemTime)> {
@@ -60,5 +60,6 @@ impl Agent {
     /// Hook for everything derived from the model (pools now; policy later).
     async fn on_model_change(&self) {
         self.refill_wanted.notify_one();
+        self.policy_changed();
     }
 }

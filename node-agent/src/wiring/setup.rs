@@ -8,12 +8,17 @@ use tandem_hostnet::{sysctl, Mac, NetNs, Netlink};
 use super::{host32, host_rules, pod_rule};
 use crate::error::{AgentError, AgentResult};
 
+/// Called with (slot, interface, host ifindex) once a host veth exists and before it comes
+/// up: enforcement goes in first, so the interface never carries a packet unpoliced.
+pub type Enforce<'a> = dyn Fn(usize, &PodInterface, u32) -> AgentResult<()> + Sync + 'a;
+
 /// Wire every interface of `ifaces` between the node (`host`) and the pod netns.
 pub async fn setup(
     host: &Netlink,
     pod: &NetNs,
     ifaces: &[PodInterface],
     link_group: u32,
+    enforce: &Enforce<'_>,
 ) -> AgentResult<()> {
     let pod_nl = pod.netlink().await.map_err(|source| AgentError::Netns {
         path: pod.path().to_path_buf(),
@@ -29,11 +34,11 @@ pub async fn setup(
             .await
             .map_err(AgentError::wiring("set lo up in the pod"))?;
     }
-    for i in ifaces {
+    for (slot, i) in ifaces.iter().enumerate() {
         if i.exclusive {
             move_eni_in(host, pod, i).await?;
         } else {
-            setup_host_side(host, pod, i, link_group).await?;
+            setup_host_side(host, pod, i, link_group, &|i, idx| enforce(slot, i, idx)).await?;
         }
         setup_pod_side(&pod_nl, i).await?;
     }
@@ -68,6 +73,7 @@ async fn setup_host_side(
     pod: &NetNs,
     i: &PodInterface,
     link_group: u32,
+    enforce: &(dyn Fn(&PodInterface, u32) -> AgentResult<()> + Sync),
 ) -> AgentResult<()> {
     let w = |what: &str| AgentError::wiring(format!("{what} for {} ({})", i.ifname, i.host_ifname));
     host.add_veth(&VethSpec {
@@ -92,6 +98,7 @@ async fn setup_host_side(
     // ENI other than the one the main table would use.
     sysctl::write(&format!("net.ipv4.conf.{}.rp_filter", i.host_ifname), "2")
         .map_err(w("set rp_filter"))?;
+    enforce(i, link.index)?;
     host.set_up(link.index)
         .await
         .map_err(w("set host veth up"))?;

@@ -1,0 +1,428 @@
+//! Security groups on the node (DESIGN §4): the agent derives every pod interface's policy from
+//! the model, keeps the datapath's rule set compiled and applied, attaches each host veth before
+//! it comes up (strict start), and publishes its pods' memberships for the other nodes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+use tandem_common::api::{PodInterface, PodRef, Role as IfaceRole};
+use tokio::sync::Notify;
+
+use super::Agent;
+use crate::error::{AgentError, AgentResult};
+use crate::model::{EndpointSpec, Model, TenantNetwork};
+use crate::policy::compile::{self, PolicyInput, PolicySpec};
+use crate::policy::datapath::{Datapath, DatapathOptions};
+use crate::policy::model::EnvironmentPolicy;
+use crate::policy::{ControlClass, EndpointConfig, Role};
+use crate::state::{Allocation, State, LINK_GROUP_BASE};
+
+/// Coalesce bursts of changes (a config write, a few ADDs) into one compile.
+const DEBOUNCE: Duration = Duration::from_millis(10);
+
+/// The loaded datapath and what the agent keeps beside it.
+pub struct Enforcement {
+    pub(crate) dp: Mutex<Datapath>,
+    /// Host veth name → ifindex of every enforced interface.
+    pub(crate) ifindex: Mutex<BTreeMap<String, u32>>,
+    /// Wakes the recompile task.
+    pub(crate) dirty: Notify,
+}
+
+impl Enforcement {
+    pub fn open(root: PathBuf) -> AgentResult<Enforcement> {
+        let dp = Datapath::open(DatapathOptions::new(root))
+            .map_err(|e| AgentError::Policy(e.to_string()))?;
+        Ok(Enforcement {
+            dp: Mutex::new(dp),
+            ifindex: Mutex::new(BTreeMap::new()),
+            dirty: Notify::new(),
+        })
+    }
+
+    fn dp(&self) -> std::sync::MutexGuard<'_, Datapath> {
+        self.dp.lock().expect("datapath lock")
+    }
+
+    /// Enforce `cfg` on a host veth that is still down.
+    pub(crate) fn attach(
+        &self,
+        host_ifname: &str,
+        ifindex: u32,
+        cfg: &EndpointConfig,
+    ) -> AgentResult<()> {
+        self.dp()
+            .attach_endpoint(ifindex, cfg)
+            .map_err(|e| AgentError::Policy(format!("attach to {host_ifname}: {e}")))?;
+        self.ifindex
+            .lock()
+            .expect("ifindex lock")
+            .insert(host_ifname.to_string(), ifindex);
+        Ok(())
+    }
+
+    pub(crate) fn detach(&self, host_ifname: &str) {
+        let idx = self
+            .ifindex
+            .lock()
+            .expect("ifindex lock")
+            .remove(host_ifname);
+        if let Some(idx) = idx {
+            if let Err(e) = self.dp().detach_endpoint(idx) {
+                tracing::warn!(link = host_ifname, error = %e, "detach of the datapath failed");
+            }
+        }
+    }
+}
+
+/// Unique per interface on the node: from the allocation's link group and the slot.
+pub(crate) fn endpoint_id(alloc_link_group: u32, slot: usize) -> u32 {
+    ((alloc_link_group.wrapping_sub(LINK_GROUP_BASE) & 0x7fff_ffff) << 1 | slot as u32) + 1
+}
+
+fn mac_bytes(mac: &str) -> [u8; 6] {
+    mac.parse::<tandem_hostnet::Mac>()
+        .map(|m| m.0)
+        .unwrap_or_default()
+}
+
+impl Agent {
+    pub(crate) fn enforcement(&self) -> Option<&Enforcement> {
+        self.enforcement.as_deref()
+    }
+
+    /// The tenant environment as the compiler takes it: internal = the tenant's vSwitches and
+    /// the platform.
+    fn environment(&self, t: &TenantNetwork) -> EnvironmentPolicy {
+        let mut internal: Vec<Ipv4Net> = t
+            .spec
+            .v_switches
+            .iter()
+            .filter_map(|v| self.vswitches.get(v).map(|v| v.cidr))
+            .collect();
+        internal.extend(self.cfg.control.platform_cidrs.iter().copied());
+        EnvironmentPolicy {
+            name: t.name.clone(),
+            kind: t.spec.environment,
+            internal,
+            egress_allow: t.spec.egress_allow.clone(),
+        }
+    }
+
+    /// The policy of a pod's tenant interface: its groups and its tenant's environment.
+    pub(crate) fn pod_policy(
+        &self,
+        model: &Model,
+        tenant: &str,
+        pod: &PodRef,
+    ) -> Option<PolicySpec> {
+        let t = model.tenants.get(tenant)?;
+        Some(PolicySpec {
+            groups: model.pod_security_groups(t, &pod.namespace, &pod.name),
+            environment: self.environment(t),
+        })
+    }
+
+    /// The endpoint entry of one pod interface.
+    pub(crate) fn endpoint_config(
+        &self,
+        alloc_link_group: u32,
+        slot: usize,
+        i: &PodInterface,
+        policy_id: u32,
+    ) -> EndpointConfig {
+        EndpointConfig {
+            endpoint_id: endpoint_id(alloc_link_group, slot),
+            role: match i.role {
+                IfaceRole::Control => Role::Control,
+                IfaceRole::Tenant => Role::Tenant { policy_id },
+            },
+            ip: i.ip,
+            mac: mac_bytes(&i.mac),
+            audit: self.cfg.policy.audit,
+            recheck: self.cfg.policy.recheck,
+        }
+    }
+
+    /// Everything the node enforces: every group, its members on all nodes, and the policies
+    /// of the local pods (plus `extra`, one being added).
+    fn policy_input(
+        &self,
+        state: &State,
+        model: &Model,
+        extra: Option<&PolicySpec>,
+    ) -> PolicyInput {
+        let mut members: BTreeMap<String, BTreeSet<Ipv4Addr>> = BTreeMap::new();
+        let mut policies: BTreeMap<u32, PolicySpec> = BTreeMap::new();
+        for a in state.allocations.values() {
+            let Some(spec) = self.pod_policy(model, &a.tenant, &a.pod) else {
+                continue;
+            };
+            for i in a.interfaces.iter().filter(|i| i.role == IfaceRole::Tenant) {
+                for g in &spec.groups {
+                    members.entry(g.clone()).or_default().insert(i.ip);
+                }
+            }
+            policies.insert(spec.id(), spec);
+        }
+        for e in model.endpoints.iter().filter(|e| e.node != self.cfg.node) {
+            for g in &e.security_groups {
+                members.entry(g.clone()).or_default().insert(e.ip);
+            }
+        }
+        if let Some(spec) = extra {
+            policies.insert(spec.id(), spec.clone());
+        }
+        PolicyInput {
+            groups: model.security_groups.clone(),
+            members,
+            policies: policies.into_values().collect(),
+        }
+    }
+
+    /// Compile and apply the whole rule set, then point every local endpoint at its (possibly
+    /// new) policy. `extra` is the policy of a pod being added.
+    pub(crate) async fn recompile(&self, extra: Option<PolicySpec>) -> AgentResult<()> {
+        let Some(enf) = self.enforcement() else {
+            return Ok(());
+        };
+        let (input, allocs) = {
+            let state = self.state.lock().await;
+            let model = self.model.read().expect("model lock");
+            (
+                self.policy_input(&state, &model, extra.as_ref()),
+                state.allocations.values().cloned().collect::<Vec<_>>(),
+            )
+        };
+        let compiled = compile::compile(&input).map_err(|e| AgentError::Policy(e.to_string()))?;
+        let endpoints: Vec<(String, u32, EndpointConfig)> = {
+            let model = self.model.read().expect("model lock");
+            let idx = enf.ifindex.lock().expect("ifindex lock");
+            allocs
+                .iter()
+                .flat_map(|a| self.endpoints_of(a, &model, &idx))
+                .collect()
+        };
+        let started = std::time::Instant::now();
+        {
+            let mut dp = enf.dp();
+            dp.apply(&compiled)
+                .map_err(|e| AgentError::Policy(e.to_string()))?;
+            for (name, ifindex, cfg) in &endpoints {
+                if let Err(e) = dp.set_endpoint(*ifindex, cfg) {
+                    tracing::warn!(link = %name, error = %e, "cannot update an endpoint");
+                }
+            }
+        }
+        tracing::debug!(
+            rules = compiled.rules.rules.len(),
+            policies = compiled.policies.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "security groups applied"
+        );
+        Ok(())
+    }
+
+    fn endpoints_of(
+        &self,
+        a: &Allocation,
+        model: &Model,
+        idx: &BTreeMap<String, u32>,
+    ) -> Vec<(String, u32, EndpointConfig)> {
+        let policy_id = self
+            .pod_policy(model, &a.tenant, &a.pod)
+            .map(|s| s.id())
+            .unwrap_or(0);
+        a.interfaces
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, i)| {
+                let ifindex = *idx.get(&i.host_ifname)?;
+                Some((
+                    i.host_ifname.clone(),
+                    ifindex,
+                    self.endpoint_config(a.link_group, slot, i, policy_id),
+                ))
+            })
+            .collect()
+    }
+
+    /// The `wiring::setup` hook: enforce on a host veth before it comes up.
+    pub(crate) fn enforce(
+        &self,
+        alloc: &Allocation,
+        slot: usize,
+        i: &PodInterface,
+        ifindex: u32,
+    ) -> AgentResult<()> {
+        let Some(enf) = self.enforcement() else {
+            return Ok(());
+        };
+        let policy_id = {
+            let model = self.model.read().expect("model lock");
+            self.pod_policy(&model, &alloc.tenant, &alloc.pod)
+                .map(|s| s.id())
+                .unwrap_or(0)
+        };
+        enf.attach(
+            &i.host_ifname,
+            ifindex,
+            &self.endpoint_config(alloc.link_group, slot, i, policy_id),
+        )
+    }
+
+    /// Stop enforcing on a pod's host veths (before they are deleted).
+    pub(crate) fn unenforce(&self, alloc: &Allocation) {
+        if let Some(enf) = self.enforcement() {
+            for i in alloc.interfaces.iter().filter(|i| !i.exclusive) {
+                enf.detach(&i.host_ifname);
+            }
+        }
+    }
+
+    /// Make sure the datapath knows `spec` before an interface points at it.
+    pub(crate) async fn ensure_policy(&self, spec: &PolicySpec) -> AgentResult<()> {
+        let Some(enf) = self.enforcement() else {
+            return Ok(());
+        };
+        let known = enf
+            .dp()
+            .current()
+            .is_some_and(|c| c.specs.contains_key(&spec.id()));
+        if known {
+            return Ok(());
+        }
+        self.recompile(Some(spec.clone())).await
+    }
+
+    /// At start: control-network classes, the ifindex of every enforced veth, and the rule
+    /// set (applied over the pinned one without a gap: the datapath kept enforcing meanwhile).
+    pub(crate) async fn adopt_enforcement(&self) -> AgentResult<()> {
+        let Some(enf) = self.enforcement() else {
+            return Ok(());
+        };
+        self.set_control_peers().await?;
+        let names: Vec<String> = {
+            let state = self.state.lock().await;
+            state
+                .allocations
+                .values()
+                .flat_map(|a| {
+                    a.interfaces
+                        .iter()
+                        .filter(|i| !i.exclusive)
+                        .map(|i| i.host_ifname.clone())
+                })
+                .collect()
+        };
+        for n in names {
+            if let Ok(Some(l)) = self.host.link_by_name(&n).await {
+                enf.ifindex.lock().expect("ifindex lock").insert(n, l.index);
+            }
+        }
+        self.recompile(None).await?;
+        self.publish_membership().await;
+        Ok(())
+    }
+
+    /// Recompile whenever the model or the membership changed.
+    pub(crate) async fn policy_loop(&self) {
+        let Some(enf) = self.enforcement() else {
+            return;
+        };
+        loop {
+            enf.dirty.notified().await;
+            tokio::time::sleep(DEBOUNCE).await;
+            if let Err(e) = self.recompile(None).await {
+                tracing::error!(error = %e, "security groups not applied; the previous rule set stays");
+            }
+            self.publish_membership().await;
+        }
+    }
+
+    pub(crate) fn policy_changed(&self) {
+        if let Some(enf) = self.enforcement() {
+            enf.dirty.notify_one();
+        }
+    }
+
+    /// The classes of the control network: platform CIDRs and the node itself may talk to
+    /// pods' control interfaces; the rest of the control vSwitch (other pods) may not.
+    pub(crate) async fn set_control_peers(&self) -> AgentResult<()> {
+        let Some(enf) = self.enforcement() else {
+            return Ok(());
+        };
+        let node_ips: Vec<Ipv4Addr> = {
+            let state = self.state.lock().await;
+            state
+                .enis
+                .values()
+                .filter(|e| e.device_index == 0)
+                .map(|e| e.primary_ip)
+                .collect()
+        };
+        let control = self.vswitch(&self.cfg.control.v_switch)?.cidr;
+        let mut dp = enf.dp();
+        let err = |e: crate::policy::datapath::DatapathError| AgentError::Policy(e.to_string());
+        dp.set_control_peer(control, ControlClass::Pod)
+            .map_err(err)?;
+        for c in &self.cfg.control.platform_cidrs {
+            dp.set_control_peer(*c, ControlClass::Platform)
+                .map_err(err)?;
+        }
+        for ip in node_ips {
+            dp.set_control_peer(Ipv4Net::from(ip), ControlClass::Platform)
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+
+    /// Write this node's pods as `Endpoint` objects for the other agents (lab only).
+    pub(crate) async fn publish_membership(&self) {
+        let Some(dir) = &self.cfg.membership_dir else {
+            return;
+        };
+        let docs: Vec<String> = {
+            let state = self.state.lock().await;
+            let model = self.model.read().expect("model lock");
+            state
+                .allocations
+                .values()
+                .filter_map(|a| {
+                    let spec = self.pod_policy(&model, &a.tenant, &a.pod)?;
+                    let ip = a
+                        .interfaces
+                        .iter()
+                        .find(|i| i.role == IfaceRole::Tenant)?
+                        .ip;
+                    let e = EndpointSpec {
+                        node: self.cfg.node.clone(),
+                        namespace: a.pod.namespace.clone(),
+                        pod: a.pod.name.clone(),
+                        tenant: a.tenant.clone(),
+                        ip,
+                        security_groups: spec.groups,
+                    };
+                    let body =
+                        serde_yaml::to_string(&serde_json::json!({"kind": "Endpoint", "spec": e}))
+                            .ok()?;
+                    Some(body)
+                })
+                .collect()
+        };
+        let path = dir.join(format!("endpoints-{}.yaml", self.cfg.node));
+        let tmp = dir.join(format!(".endpoints-{}.tmp", self.cfg.node));
+        let text = docs.join("---\n");
+        let same = std::fs::read_to_string(&path).is_ok_and(|old| old == text);
+        if same {
+            return;
+        }
+        if let Err(e) = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, &path)) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot publish pod memberships");
+        }
+    }
+}
