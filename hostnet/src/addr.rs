@@ -26,6 +26,7 @@ impl Netlink {
 
     /// `ip -4 addr show dev INDEX`.
     pub async fn addrs(&self, index: u32) -> Result<Vec<Ipv4Net>> {
+        let _turn = self.dump.lock().await;
         let msgs: Vec<AddressMessage> = self
             .handle
             .address()

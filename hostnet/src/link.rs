@@ -93,6 +93,7 @@ impl Netlink {
 
     /// `ip link show`.
     pub async fn links(&self) -> Result<Vec<LinkInfo>> {
+        let _turn = self.dump.lock().await;
         let msgs: Vec<LinkMessage> = self
             .handle
             .link()

@@ -6,6 +6,9 @@ use crate::error::{HostnetError, Result};
 #[derive(Clone)]
 pub struct Netlink {
     pub(crate) handle: rtnetlink::Handle,
+    /// A netlink socket runs one dump at a time (the kernel answers EBUSY to a second), so
+    /// concurrent users of a shared socket take turns for dumps.
+    pub(crate) dump: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Netlink {
@@ -26,7 +29,10 @@ impl Netlink {
                 source,
             })?;
         tokio::spawn(conn);
-        Ok(Netlink { handle })
+        Ok(Netlink {
+            handle,
+            dump: Default::default(),
+        })
     }
 }
 

@@ -107,6 +107,7 @@ impl Netlink {
 
     /// `ip -4 route show table TABLE`.
     pub async fn routes(&self, table: u32) -> Result<Vec<RouteSpec>> {
+        let _turn = self.dump.lock().await;
         let filter = RouteMessageBuilder::<Ipv4Addr>::new().build();
         let msgs: Vec<RouteMessage> = self
             .handle

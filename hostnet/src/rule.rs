@@ -105,6 +105,7 @@ impl Netlink {
 
     /// `ip -4 rule show`.
     pub async fn rules(&self) -> Result<Vec<RuleSpec>> {
+        let _turn = self.dump.lock().await;
         let msgs: Vec<RuleMessage> = self
             .handle
             .rule()

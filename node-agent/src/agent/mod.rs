@@ -59,6 +59,8 @@ pub struct Agent {
     pub(crate) activity: std::sync::Mutex<BTreeMap<String, refill::Activity>>,
     /// ENIs being created and attached right now (they count against the instance limit).
     pub(crate) pending_enis: std::sync::atomic::AtomicU32,
+    /// Addresses asked of the cloud per ENI and not arrived yet.
+    pub(crate) pending_on_eni: std::sync::Mutex<BTreeMap<String, u32>>,
     /// The security-group datapath; `None` when `bpfRoot` is not configured.
     pub(crate) enforcement: Option<Arc<policy::Enforcement>>,
 }
@@ -124,6 +126,7 @@ impl Agent {
             node_ns,
             activity: std::sync::Mutex::new(BTreeMap::new()),
             pending_enis: std::sync::atomic::AtomicU32::new(0),
+            pending_on_eni: std::sync::Mutex::new(BTreeMap::new()),
             enforcement,
         });
         agent.reconcile().await?;

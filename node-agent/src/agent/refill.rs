@@ -81,7 +81,15 @@ impl Agent {
                 }
                 continue;
             }
-            l.enis.push((e.id.clone(), e.ips.len() as u32));
+            // Addresses already asked for this ENI count as on it: its room is what is left.
+            let asked = self
+                .pending_on_eni
+                .lock()
+                .expect("pending lock")
+                .get(&e.id)
+                .copied()
+                .unwrap_or(0);
+            l.enis.push((e.id.clone(), e.ips.len() as u32 + asked));
             for ip in &e.ips {
                 if used_ips.contains_key(ip) {
                     l.used += 1;
@@ -153,6 +161,9 @@ impl Agent {
         }
         let new_enis = plan.new_enis.len() as u32;
         self.track_pending(&plane.name, asked as i64, new_enis as i64);
+        for (eni, n) in &plan.assign {
+            self.pend_on_eni(eni, *n as i64);
+        }
         let me = self.clone();
         let plane = plane.clone();
         tokio::spawn(async move {
@@ -181,7 +192,11 @@ impl Agent {
 
     /// Carry out a plan's growth, every call in parallel.
     async fn grow(&self, plane: &Plane, plan: Plan) -> AgentResult<()> {
-        let assigns = plan.assign.iter().map(|(eni, n)| self.assign_ips(eni, *n));
+        let assigns = plan.assign.iter().map(|(eni, n)| async move {
+            let res = self.assign_ips_now(eni, *n).await;
+            self.pend_on_eni(eni, -(*n as i64));
+            res
+        });
         let news = plan.new_enis.iter().map(|n| self.add_eni(plane, *n));
         let (a, b) = futures::join!(join_all(assigns), join_all(news));
         a.into_iter().chain(b).collect::<AgentResult<Vec<()>>>()?;
@@ -189,6 +204,22 @@ impl Agent {
     }
 
     async fn assign_ips(&self, eni_id: &str, count: u32) -> AgentResult<()> {
+        self.pend_on_eni(eni_id, count as i64);
+        let res = self.assign_ips_now(eni_id, count).await;
+        self.pend_on_eni(eni_id, -(count as i64));
+        res
+    }
+
+    fn pend_on_eni(&self, eni_id: &str, delta: i64) {
+        let mut p = self.pending_on_eni.lock().expect("pending lock");
+        let n = p.entry(eni_id.to_string()).or_insert(0);
+        *n = (*n as i64 + delta).max(0) as u32;
+        if *n == 0 {
+            p.remove(eni_id);
+        }
+    }
+
+    async fn assign_ips_now(&self, eni_id: &str, count: u32) -> AgentResult<()> {
         match self.cloud.assign_ips(eni_id, count).await {
             Ok(ips) => {
                 let mut state = self.state.lock().await;
@@ -272,7 +303,18 @@ impl Agent {
         };
         let mut rec = self.record_for(&attached, &plane.name)?;
         rec.exclusive = plane.exclusive;
-        rec.device = eni::configure(&self.host, &rec).await?;
+        rec.device = match eni::configure(&self.host, &rec).await {
+            Ok(d) => d,
+            Err(e) => {
+                // Attached but unusable: give it back rather than leak a slot of the instance.
+                if let Err(d) = self.cloud.detach_eni(&rec.id).await {
+                    tracing::warn!(eni = %rec.id, error = %d, "cannot detach an ENI that failed to configure");
+                } else if let Err(d) = self.cloud.delete_eni(&rec.id).await {
+                    tracing::warn!(eni = %rec.id, error = %d, "cannot delete an ENI that failed to configure");
+                }
+                return Err(e);
+            }
+        };
         self.metrics
             .eni_attach_seconds
             .observe(started.elapsed().as_secs_f64());

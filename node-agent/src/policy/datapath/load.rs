@@ -68,6 +68,7 @@ impl Datapath {
             stats,
             rule_stats,
             current: None,
+            last_apply: None,
         };
         dp.write_knobs()?;
         dp.adopt_links()?;

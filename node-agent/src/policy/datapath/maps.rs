@@ -1,5 +1,5 @@
-//! Writing the maps: the atomic rule-set commit, endpoint entries, control peers, conntrack
-//! and counters.
+//! Writing the maps: endpoint entries, control peers, conntrack and counters (the rule-set
+//! commit is in `commit`).
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -9,27 +9,13 @@ use aya::maps::MapError;
 use ipnet::Ipv4Net;
 
 use super::load::map_error;
-use super::{Datapath, IdentityTrie, PolicyTrie, Result};
+use super::{Datapath, Result};
 use crate::policy::abi;
-use crate::policy::compile::{CompiledPolicy, PolicyEntry, Verdict};
-use crate::policy::model::{Action, Dir};
+use crate::policy::compile::{CompiledPolicy, Verdict};
+use crate::policy::model::Dir;
 use crate::policy::{ControlClass, EndpointConfig, Role};
 
-/// BPF_F_NO_PREALLOC, required of LPM tries.
-const NO_PREALLOC: u32 = 1;
-
-fn policy_key(e: &PolicyEntry) -> Key<abi::PolicyKeyData> {
-    let data = abi::PolicyKeyData {
-        dir_remote: ((e.dir as u32) << 24 | e.remote).to_be(),
-        proto: e.proto as u8,
-        port_hi: (e.port >> 8) as u8,
-        port_lo: e.port as u8,
-        _pad: 0,
-    };
-    Key::new(40 + u32::from(e.port_len), data)
-}
-
-fn v4_key(net: &Ipv4Net) -> Key<u32> {
+pub(super) fn v4_key(net: &Ipv4Net) -> Key<u32> {
     Key::new(
         u32::from(net.prefix_len()),
         u32::from(net.network()).to_be(),
@@ -37,63 +23,6 @@ fn v4_key(net: &Ipv4Net) -> Key<u32> {
 }
 
 impl Datapath {
-    /// Commit a whole compiled rule set atomically: the identity trie and every policy trie
-    /// are built off to the side into the inactive epoch, then one write of the generation
-    /// switches every CPU to them. Returns the new generation.
-    pub fn apply(&mut self, compiled: &CompiledPolicy) -> Result<u32> {
-        let cfg = self.config.get(&0, 0).map_err(map_error("config"))?;
-        let next = cfg.generation.wrapping_add(1).max(1);
-        let epoch = next & 1;
-
-        let mut ids = IdentityTrie::create(compiled.identities.len().max(1) as u32, NO_PREALLOC)
-            .map_err(map_error("identities"))?;
-        for (net, id) in &compiled.identities {
-            ids.insert(&v4_key(net), id, 0)
-                .map_err(map_error("identities"))?;
-        }
-        self.identities
-            .set(epoch, &ids, 0)
-            .map_err(map_error("identities"))?;
-
-        for (&policy_id, entries) in &compiled.policies {
-            let mut trie = PolicyTrie::create(entries.len().max(1) as u32, NO_PREALLOC)
-                .map_err(map_error("policies"))?;
-            for e in entries {
-                let v = abi::PolicyValue {
-                    rule_id: e.rule_id,
-                    action: if e.action == Action::Accept {
-                        abi::VERDICT_ACCEPT
-                    } else {
-                        abi::VERDICT_DROP
-                    },
-                    _pad: [0; 3],
-                };
-                trie.insert(&policy_key(e), v, 0)
-                    .map_err(map_error("policies"))?;
-            }
-            let key = abi::PolicyOuterKey { policy_id, epoch };
-            self.policies
-                .insert(key, &trie, 0)
-                .map_err(map_error("policies"))?;
-        }
-        // Policies no interface uses any more leave this epoch now, the other one next time.
-        let stale: Vec<abi::PolicyOuterKey> = self
-            .policies
-            .keys()
-            .filter_map(|k| k.ok())
-            .filter(|k| k.epoch == epoch && !compiled.policies.contains_key(&k.policy_id))
-            .collect();
-        for k in stale {
-            self.policies.remove(&k).map_err(map_error("policies"))?;
-        }
-
-        let mut cfg = self.config.get(&0, 0).map_err(map_error("config"))?;
-        cfg.generation = next;
-        self.config.set(0, cfg, 0).map_err(map_error("config"))?;
-        self.current = Some(compiled.clone());
-        Ok(next)
-    }
-
     /// The committed rule set, if this agent committed one.
     pub fn current(&self) -> Option<&CompiledPolicy> {
         self.current.as_ref()

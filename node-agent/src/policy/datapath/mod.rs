@@ -11,6 +11,7 @@
 //! ```
 
 mod attach;
+mod commit;
 mod load;
 mod maps;
 pub mod pin;
@@ -26,6 +27,7 @@ use super::compile::CompiledPolicy;
 use super::Timeouts;
 
 pub use attach::Hook;
+pub use commit::ApplyBreakdown;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatapathError {
@@ -105,4 +107,5 @@ pub struct Datapath {
     stats: PerCpuArray<MapData, u64>,
     rule_stats: PerCpuArray<MapData, abi::RuleCounter>,
     current: Option<CompiledPolicy>,
+    last_apply: Option<ApplyBreakdown>,
 }
