@@ -78,7 +78,8 @@ impl Lab {
         vpc::setup(n, &self.topology)?;
         for node in &self.nodes {
             node::prepare(&node.netns)?;
-            node::write_files(n, node, self.options.agent_pool.as_ref())?;
+            let o = &self.options;
+            node::write_files(n, node, o.agent_pool.as_ref(), o.agent_extra.as_ref())?;
         }
         node::write_config(n)?;
         self.topology.save(&n.topology())?;
@@ -170,6 +171,19 @@ impl Lab {
 
     /// Stop `node`'s agent (SIGTERM, SIGKILL after 2 s), e.g. to test DEL while it is down.
     pub fn stop_agent(&self, node: &str) -> Result<(), LabError> {
+        self.end_agent(node, |rec, child| process::stop(rec, child, STOP_GRACE))
+    }
+
+    /// SIGKILL `node`'s agent and reap it: a crash, with no chance to clean up.
+    pub fn kill_agent(&self, node: &str) -> Result<(), LabError> {
+        self.end_agent(node, process::kill)
+    }
+
+    fn end_agent(
+        &self,
+        node: &str,
+        end: impl Fn(&ProcRecord, Option<&mut Child>),
+    ) -> Result<(), LabError> {
         self.node(node)?;
         let name = format!("agent-{node}");
         let recs: Vec<ProcRecord> = lock(&self.record)
@@ -181,7 +195,7 @@ impl Lab {
         let mut children = lock(&self.children);
         for rec in &recs {
             let child = children.iter_mut().find(|c| c.id() as i32 == rec.pid);
-            process::stop(rec, child, STOP_GRACE);
+            end(rec, child);
             children.retain(|c| c.id() as i32 != rec.pid);
         }
         drop(children);

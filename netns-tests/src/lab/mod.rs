@@ -89,6 +89,9 @@ pub struct LabOptions {
     /// Merged as the `"pool"` key of every node's `agent.json` (the agent's camelCase pool
     /// knobs, e.g. `{"warmIps": 4}`); `None`: the agent's defaults.
     pub agent_pool: Option<serde_json::Value>,
+    /// Top-level keys added to every node's `agent.json` (e.g. `{"sweepSecs": 2}`); they
+    /// must not repeat a key the lab writes.
+    pub agent_extra: Option<serde_json::Value>,
     /// Extra environment for the agents (e.g. `RUST_LOG`).
     pub agent_env: Vec<(String, String)>,
     /// How long vpcsim and each agent may take to answer on their socket.
@@ -110,6 +113,7 @@ impl Default for LabOptions {
             seed: None,
             limits: InstanceLimits::default(),
             agent_pool: None,
+            agent_extra: None,
             agent_env: Vec::new(),
             ready_timeout: Duration::from_secs(10),
         }

@@ -77,11 +77,13 @@ pub fn node_info(names: &LabNames, node: &str, inst: &InstanceSpec) -> NodeInfo 
     }
 }
 
-/// `agent.json` (with `pool` as given) and `net.d/10-tandem.conflist` of one node.
+/// `agent.json` (with `pool` as given and the keys of `extra` added) and
+/// `net.d/10-tandem.conflist` of one node.
 pub fn write_files(
     names: &LabNames,
     node: &NodeInfo,
     pool: Option<&serde_json::Value>,
+    extra: Option<&serde_json::Value>,
 ) -> Result<(), NodeError> {
     let dir = names.node_dir(&node.name);
     // Structs, not `json!`: serde_json sorts map keys, and these files are read by people too.
@@ -102,6 +104,7 @@ pub fn write_files(
             platform_cidrs: &[PLATFORM_CIDR],
         },
         pool,
+        extra,
     };
     let conflist = ConflistFile {
         cni_version: "1.1.0",
@@ -183,6 +186,8 @@ struct AgentFile<'a> {
     control: ControlFile<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pool: Option<&'a serde_json::Value>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    extra: Option<&'a serde_json::Value>,
 }
 
 #[derive(Serialize)]

@@ -171,6 +171,25 @@ pub fn stop(rec: &ProcRecord, child: Option<&mut Child>, grace: Duration) {
     }
 }
 
+/// SIGKILL the process (not its group: a crash of this one process) and reap it if it is our
+/// child, else wait until it is gone.
+pub fn kill(rec: &ProcRecord, child: Option<&mut Child>) {
+    if is_alive(rec) {
+        let _ = nix::sys::signal::kill(Pid::from_raw(rec.pid), Signal::SIGKILL);
+    }
+    match child {
+        Some(child) => {
+            let _ = child.wait();
+        }
+        None => {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while is_alive(rec) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
+
 /// Poll `ready` every 20 ms until it holds, the child exits, or `timeout` passes.
 pub fn wait_ready(
     rec: &ProcRecord,
