@@ -16,6 +16,9 @@ pub struct Levels {
     pub waiting: u32,
     /// Asked of the cloud and not arrived yet (addresses, or ENIs of an exclusive plane).
     pub pending: u32,
+    /// Room left on ENIs being attached for this plane: demand it covers waits for them
+    /// (one more assign once attached) instead of attaching yet another ENI.
+    pub pending_eni_room: u32,
     /// Whether pods used the plane recently; an idle plane shrinks to its minimum.
     pub active: bool,
     /// Secondary addresses on each of the plane's ENIs (ENI id, count).
@@ -101,6 +104,8 @@ pub fn plan(l: &Levels, limits: Limits, cfg: &PoolConfig, exclusive: bool) -> Pl
             room -= take;
         }
     }
+    // Demand that ENIs already on their way can hold is served by them.
+    gap -= gap.min(l.pending_eni_room);
     let mut spare = spare_enis;
     while gap > 0 && spare > 0 && limits.ips_per_eni > 0 {
         let take = gap.min(limits.ips_per_eni);
@@ -226,6 +231,19 @@ mod tests {
             vec![("e0".into(), 10)],
             "only the new demand is asked"
         );
+    }
+
+    #[test]
+    fn demand_trickling_in_waits_for_the_eni_on_its_way() {
+        // One ADD planned a new ENI for 1 address; five more arrive before it is attached.
+        let mut l = lv(0, 0, &[]);
+        l.waiting = 6;
+        l.pending = 1;
+        l.pending_eni_room = 28;
+        let p = plan(&l, LIM, &cfg(), false);
+        assert!(p.new_enis.is_empty(), "no second ENI while the first has room: {p:?}");
+        l.waiting = 40;
+        assert_eq!(plan(&l, LIM, &cfg(), false).new_enis, vec![15], "40 waiting + 4 warm - 1 pending - 28 room");
     }
 
     #[test]

@@ -28,6 +28,19 @@ pub(crate) struct Activity {
     pub excess_since: Option<(Instant, Duration)>,
     /// Addresses (or exclusive ENIs) asked of the cloud and not arrived yet.
     pub pending: u32,
+    /// Room left on this plane's ENIs being attached.
+    pub pending_eni_room: u32,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            last_used: Instant::now(),
+            excess_since: None,
+            pending: 0,
+            pending_eni_room: 0,
+        }
+    }
 }
 
 impl Agent {
@@ -102,16 +115,13 @@ impl Agent {
         }
         let idle_for = Duration::from_secs(self.cfg.pool.idle_release_secs);
         let mut act = self.activity.lock().expect("activity lock");
-        let a = act.entry(plane.name.clone()).or_insert_with(|| Activity {
-            last_used: Instant::now(),
-            excess_since: None,
-            pending: 0,
-        });
+        let a = act.entry(plane.name.clone()).or_insert_with(Activity::new);
         if l.used > 0 || l.waiting > 0 {
             a.last_used = Instant::now();
         }
         l.active = a.last_used.elapsed() < idle_for;
         l.pending = a.pending;
+        l.pending_eni_room = a.pending_eni_room;
         l
     }
 
@@ -160,7 +170,13 @@ impl Agent {
             return Ok(());
         }
         let new_enis = plan.new_enis.len() as u32;
-        self.track_pending(&plane.name, asked as i64, new_enis as i64);
+        let per_eni = self.instance.max_ips_per_eni.saturating_sub(1);
+        let room: u32 = if plane.exclusive {
+            0
+        } else {
+            plan.new_enis.iter().map(|n| per_eni.saturating_sub(*n)).sum()
+        };
+        self.track_pending(&plane.name, asked as i64, new_enis as i64, room as i64);
         for (eni, n) in &plan.assign {
             self.pend_on_eni(eni, *n as i64);
         }
@@ -170,17 +186,18 @@ impl Agent {
             if let Err(e) = me.grow(&plane, plan).await {
                 tracing::warn!(plane = %plane.name, error = %e, "pool refill failed; will retry");
             }
-            me.track_pending(&plane.name, -(asked as i64), -(new_enis as i64));
+            me.track_pending(&plane.name, -(asked as i64), -(new_enis as i64), -(room as i64));
             me.refilled.notify_waiters();
             me.refill_wanted.notify_one();
         });
         Ok(())
     }
 
-    fn track_pending(&self, plane: &str, ips: i64, enis: i64) {
+    fn track_pending(&self, plane: &str, ips: i64, enis: i64, room: i64) {
         let mut act = self.activity.lock().expect("activity lock");
         if let Some(a) = act.get_mut(plane) {
             a.pending = (a.pending as i64 + ips).max(0) as u32;
+            a.pending_eni_room = (a.pending_eni_room as i64 + room).max(0) as u32;
         }
         let n = &self.pending_enis;
         let cur = n.load(std::sync::atomic::Ordering::SeqCst) as i64;
@@ -350,11 +367,7 @@ impl Agent {
     async fn maybe_release(&self, plane: &Plane, excess: u32) -> AgentResult<()> {
         let due = {
             let mut act = self.activity.lock().expect("activity lock");
-            let a = act.entry(plane.name.clone()).or_insert_with(|| Activity {
-                last_used: Instant::now(),
-                excess_since: None,
-                pending: 0,
-            });
+            let a = act.entry(plane.name.clone()).or_insert_with(Activity::new);
             let base = Duration::from_secs(self.cfg.pool.idle_release_secs);
             let (since, wait) = *a.excess_since.get_or_insert_with(|| {
                 let jitter = rand::rng().random_range(0.0..=self.cfg.pool.idle_release_jitter);
