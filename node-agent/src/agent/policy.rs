@@ -210,8 +210,18 @@ impl Agent {
         let started = std::time::Instant::now();
         {
             let mut dp = enf.dp();
-            dp.apply(&compiled)
-                .map_err(|e| AgentError::Policy(e.to_string()))?;
+            // A membership change that no rule refers to leaves the tables as they are; an
+            // apply would only cost RCU grace periods while ADDs wait for this lock.
+            let unchanged = dp.current().is_some_and(|c| {
+                c.identities == compiled.identities
+                    && c.policies == compiled.policies
+                    && c.specs == compiled.specs
+                    && c.rules.rules == compiled.rules.rules
+            });
+            if !unchanged {
+                dp.apply(&compiled)
+                    .map_err(|e| AgentError::Policy(e.to_string()))?;
+            }
             for (name, ifindex, cfg) in &endpoints {
                 if let Err(e) = dp.set_endpoint(*ifindex, cfg) {
                     tracing::warn!(link = %name, error = %e, "cannot update an endpoint");
