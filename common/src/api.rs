@@ -325,3 +325,234 @@ pub struct MappingReply {
     pub kernel: Inventory,
     pub cloud: Inventory,
 }
+
+pub const PATH_TRACE: &str = "/v1/trace";
+pub const PATH_SG: &str = "/v1/sg";
+pub const PATH_CONNTRACK: &str = "/v1/conntrack";
+/// A chunked stream of JSON lines ([`MonitorLine`]); query `pod=NAME&dropsOnly=true`.
+pub const PATH_MONITOR: &str = "/v1/monitor";
+pub const PATH_DATAPATH_STATS: &str = "/v1/datapath/stats";
+
+/// `tandemctl trace`: would a new flow from `from` to `to` pass?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceRequest {
+    /// An address or a pod name (`name` or `namespace/name`).
+    pub from: String,
+    pub to: String,
+    /// tcp, udp or icmp.
+    pub proto: String,
+    /// Destination port (tcp, udp).
+    #[serde(default)]
+    pub port: u16,
+    /// ICMP type and code (icmp; echo request 8/0 by default).
+    #[serde(default)]
+    pub icmp_type: Option<u8>,
+    #[serde(default)]
+    pub icmp_code: Option<u8>,
+}
+
+/// One side of a traced flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceEnd {
+    pub ip: Option<Ipv4Addr>,
+    /// `namespace/name`, when the address is a pod's (here or on another node).
+    #[serde(default)]
+    pub pod: Option<String>,
+    /// The node of a pod on another node.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// A pod interface on this node.
+    pub local: bool,
+    #[serde(default)]
+    pub role: Option<Role>,
+}
+
+/// The verdict of one enforcement point (a local pod interface, one direction).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceStep {
+    pub pod: String,
+    /// Host veth the datapath runs on.
+    pub interface: String,
+    pub role: Role,
+    /// egress (the pod sends) or ingress (towards the pod).
+    pub direction: String,
+    pub allowed: bool,
+    /// group | environment | control | default-deny | no-policy
+    pub decided_by: String,
+    /// The deciding rule id in the compiled rule table (0: none).
+    pub rule_id: u32,
+    /// The deciding rule in words.
+    pub rule: String,
+    pub policy_id: u32,
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub environment: String,
+    /// Extra facts (anti-spoofing, what was not checked).
+    #[serde(default)]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceReply {
+    pub from: TraceEnd,
+    pub to: TraceEnd,
+    pub proto: String,
+    /// Destination port, or ICMP type << 8 | code.
+    pub port: u16,
+    /// Every step allows (and there is at least one).
+    pub allowed: bool,
+    /// Neither side is a pod interface of this node: nothing was evaluated.
+    pub not_local: bool,
+    /// The rule-set generation the verdicts come from.
+    pub generation: u32,
+    pub steps: Vec<TraceStep>,
+}
+
+/// A member of a security group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SgMember {
+    pub ip: Ipv4Addr,
+    pub pod: String,
+    pub node: String,
+    pub local: bool,
+}
+
+/// A local pod interface that enforces a group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SgUser {
+    pub pod: String,
+    pub interface: String,
+    pub policy_id: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SgInfo {
+    pub name: String,
+    /// allowUnion | priority
+    pub model: String,
+    /// basic | enterprise
+    #[serde(rename = "type")]
+    pub group_type: String,
+    pub inner_access_policy: String,
+    pub ingress_rules: u32,
+    /// `None`: no egress list (allow-union: allow all outbound).
+    pub egress_rules: Option<u32>,
+    /// The rules as compiled (explicit and implicit), in words.
+    pub rules: Vec<String>,
+    pub members: Vec<SgMember>,
+    pub used_by: Vec<SgUser>,
+}
+
+/// A distinct (groups, environment) combination the local pods use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SgPolicy {
+    pub policy_id: u32,
+    pub groups: Vec<String>,
+    pub environment: String,
+    pub trie_entries: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SgReply {
+    /// False when `bpfRoot` is not set: groups are not enforced.
+    pub enforced: bool,
+    pub generation: u32,
+    pub groups: Vec<SgInfo>,
+    pub policies: Vec<SgPolicy>,
+}
+
+/// One tracked flow, seen from the pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CtFlow {
+    pub endpoint_id: u32,
+    /// `namespace/name` (empty if the endpoint is no longer known).
+    pub pod: String,
+    pub interface: String,
+    pub proto: String,
+    pub local_ip: Ipv4Addr,
+    pub local_port: u16,
+    pub remote_ip: Ipv4Addr,
+    pub remote_port: u16,
+    /// Who opened the flow: pod | remote.
+    pub origin: String,
+    /// syn-sent | established | closing | closed (tcp); established otherwise.
+    pub state: String,
+    /// Seconds since the last packet.
+    pub idle_secs: u64,
+    /// Idle timeout of its state, in seconds.
+    pub timeout_secs: u32,
+    pub rule_id: u32,
+    pub rule: String,
+    pub generation: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConntrackReply {
+    pub entries: u32,
+    pub capacity: u32,
+    pub generation: u32,
+    pub flows: Vec<CtFlow>,
+}
+
+/// One datapath event, resolved to a pod and a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitorEvent {
+    /// Unix milliseconds (when the agent read it).
+    pub time_ms: u64,
+    pub pod: String,
+    pub interface: String,
+    /// egress (from the pod) | ingress (towards the pod)
+    pub direction: String,
+    pub proto: String,
+    pub src: Ipv4Addr,
+    pub sport: u16,
+    pub dst: Ipv4Addr,
+    /// Destination port, or ICMP type << 8 | code.
+    pub dport: u16,
+    /// drop | new-flow | audit
+    pub verdict: String,
+    /// Why (a datapath reason: policy, environment, control, spoof-ip, ...).
+    pub reason: String,
+    pub rule_id: u32,
+    pub rule: String,
+}
+
+/// A line of the monitor stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum MonitorLine {
+    /// First line: the datapath's lost-event count so far.
+    #[serde(rename_all = "camelCase")]
+    Start {
+        events_lost: u64,
+    },
+    Event(MonitorEvent),
+    /// This subscriber fell behind and missed `missed` events.
+    #[serde(rename_all = "camelCase")]
+    Lagged {
+        missed: u64,
+    },
+}
+
+/// Datapath counters: drops by reason, new flows, lost events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatapathStats {
+    pub passed: u64,
+    pub new_flows: u64,
+    pub audited: u64,
+    pub events_lost: u64,
+    pub drops: std::collections::BTreeMap<String, u64>,
+}

@@ -118,4 +118,80 @@ impl UdsClient {
         }
         Ok(body)
     }
+
+    /// A GET whose answer streams (`/v1/monitor`): the response body, chunk by chunk.
+    pub async fn get_stream(&self, path: &str) -> Result<BodyStream, ClientError> {
+        let http = |source| ClientError::Http {
+            path: self.socket.clone(),
+            source,
+        };
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    path: self.socket.clone(),
+                    source,
+                })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(http)?;
+        let driver = tokio::spawn(conn);
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(hyper::header::HOST, "localhost")
+            .body(Full::new(Bytes::new()))
+            .expect("a request from a valid method and path");
+        let resp = sender.send_request(req).await.map_err(http)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.into_body().collect().await.map_err(http)?.to_bytes();
+            driver.abort();
+            return Err(ClientError::Status {
+                path: self.socket.clone(),
+                status,
+                body,
+            });
+        }
+        Ok(BodyStream {
+            body: resp.into_body(),
+            path: self.socket.clone(),
+            driver,
+        })
+    }
+}
+
+/// The body of a streamed answer; dropping it closes the connection.
+pub struct BodyStream {
+    body: hyper::body::Incoming,
+    path: PathBuf,
+    driver: tokio::task::JoinHandle<Result<(), hyper::Error>>,
+}
+
+impl BodyStream {
+    /// The next chunk; `None` when the server ended the stream.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        loop {
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(source)) => {
+                    return Err(ClientError::Http {
+                        path: self.path.clone(),
+                        source,
+                    })
+                }
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BodyStream {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
 }
