@@ -15,6 +15,7 @@ mod commit;
 mod load;
 mod maps;
 pub mod pin;
+pub mod ring;
 pub mod sys;
 
 use std::path::PathBuf;
