@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tandem_common::api::*;
@@ -23,6 +25,11 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route(PATH_POOL, get(pool))
         .route(PATH_MAPPING, get(mapping))
         .route(PATH_METRICS, get(metrics))
+        .route(PATH_TRACE, post(trace))
+        .route(PATH_SG, get(sg))
+        .route(PATH_CONNTRACK, get(conntrack))
+        .route(PATH_MONITOR, get(monitor))
+        .route(PATH_DATAPATH_STATS, get(datapath_stats))
         .with_state(agent)
 }
 
@@ -70,7 +77,80 @@ async fn mapping(State(a): State<Arc<Agent>>) -> AgentResult<Json<MappingReply>>
 }
 
 async fn metrics(State(a): State<Arc<Agent>>) -> String {
+    a.refresh_datapath_metrics().await;
     a.metrics_text().await
+}
+
+async fn trace(
+    State(a): State<Arc<Agent>>,
+    Json(req): Json<TraceRequest>,
+) -> AgentResult<Json<TraceReply>> {
+    a.trace(req).await.map(Json)
+}
+
+async fn sg(State(a): State<Arc<Agent>>) -> Json<SgReply> {
+    Json(a.security_groups().await)
+}
+
+/// `?pod=NAME` (`name` or `namespace/name`) narrows conntrack and monitor to one pod.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodFilter {
+    pod: Option<String>,
+    #[serde(default)]
+    drops_only: bool,
+}
+
+async fn conntrack(
+    State(a): State<Arc<Agent>>,
+    Query(f): Query<PodFilter>,
+) -> Json<ConntrackReply> {
+    Json(a.conntrack(f.pod.as_deref()).await)
+}
+
+async fn datapath_stats(State(a): State<Arc<Agent>>) -> Json<DatapathStats> {
+    Json(a.datapath_stats().await)
+}
+
+/// JSON lines until the client goes away: a `start` line with the lost-event count, then
+/// every (matching) event as the ring-buffer reader resolves it.
+async fn monitor(State(a): State<Arc<Agent>>, Query(f): Query<PodFilter>) -> Response {
+    let rx = a.observer.subscribe();
+    let start = MonitorLine::Start {
+        events_lost: a.datapath_stats().await.events_lost,
+    };
+    let first =
+        futures::stream::once(async move { Ok::<_, std::convert::Infallible>(line(&start)) });
+    let events = futures::stream::unfold((rx, f), |(mut rx, f)| async move {
+        loop {
+            let l = match rx.recv().await {
+                Ok(e) if monitor_wants(&f, &e) => MonitorLine::Event(e),
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
+                    MonitorLine::Lagged { missed }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            };
+            return Some((Ok(line(&l)), (rx, f)));
+        }
+    });
+    let body = Body::from_stream(futures::StreamExt::chain(first, events));
+    Response::builder()
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .expect("a response with a valid header")
+}
+
+fn monitor_wants(f: &PodFilter, e: &MonitorEvent) -> bool {
+    let pod_ok = f
+        .pod
+        .as_deref()
+        .is_none_or(|p| e.pod == p || e.pod.split_once('/').is_some_and(|(_, n)| n == p));
+    pod_ok && (!f.drops_only || e.verdict != "new-flow")
+}
+
+fn line(l: &MonitorLine) -> String {
+    serde_json::to_string(l).expect("monitor lines serialise") + "\n"
 }
 
 /// `GET /metrics` over TCP, for Prometheus.

@@ -1,5 +1,7 @@
 //! Prometheus metrics (`GET /metrics`): pool levels per plane, ADD/DEL latency, cloud API calls,
-//! errors and throttles per API, ENI attach duration. One registry, owned by the agent.
+//! errors and throttles per API, ENI attach duration; and the security-group datapath's drops by
+//! reason, lost events, conntrack fill, per-rule packets and tracked flows per tenant. One
+//! registry, owned by the agent.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -31,6 +33,24 @@ pub struct ApiErrorLabels {
     pub code: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// The rule's id in the compiled table (changes when groups change).
+    pub id: String,
+    /// The rule in words (`sg-web ingress[0]: accept tcp 80 from group sg-lb ...`).
+    pub rule: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    pub tenant: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub pool_ips: Family<PoolLabels, Gauge>,
@@ -41,6 +61,15 @@ pub struct Metrics {
     pub cloud_errors: Family<ApiErrorLabels, Counter>,
     pub cloud_throttles: Family<ApiLabels, Counter>,
     pub eni_attach_seconds: Histogram,
+    pub datapath_drops: Family<ReasonLabels, Counter>,
+    pub events_lost: Counter,
+    pub new_flows: Counter,
+    pub conntrack_entries: Gauge,
+    pub conntrack_capacity: Gauge,
+    pub conntrack_gc_deleted: Counter,
+    pub rule_packets: Family<RuleLabels, Gauge>,
+    pub rule_bytes: Family<RuleLabels, Gauge>,
+    pub tenant_flows: Family<TenantLabels, Gauge>,
 }
 
 fn latency() -> Histogram {
@@ -60,6 +89,15 @@ impl Default for Metrics {
             cloud_errors: Family::default(),
             cloud_throttles: Family::default(),
             eni_attach_seconds: Histogram::new(exponential_buckets(0.01, 2.0, 12)),
+            datapath_drops: Family::default(),
+            events_lost: Counter::default(),
+            new_flows: Counter::default(),
+            conntrack_entries: Gauge::default(),
+            conntrack_capacity: Gauge::default(),
+            conntrack_gc_deleted: Counter::default(),
+            rule_packets: Family::default(),
+            rule_bytes: Family::default(),
+            tenant_flows: Family::default(),
         };
         let r = &mut m.registry;
         r.register(
@@ -101,6 +139,51 @@ impl Default for Metrics {
             "eni_attach_seconds",
             "Time from create to a configured ENI on the node",
             m.eni_attach_seconds.clone(),
+        );
+        r.register(
+            "datapath_drops",
+            "Packets the security-group datapath dropped, by reason",
+            m.datapath_drops.clone(),
+        );
+        r.register(
+            "datapath_events_lost",
+            "Datapath events not delivered (rate limit or full ring buffer)",
+            m.events_lost.clone(),
+        );
+        r.register(
+            "datapath_new_flows",
+            "New flows the datapath allowed",
+            m.new_flows.clone(),
+        );
+        r.register(
+            "conntrack_entries",
+            "Entries in the datapath's conntrack table",
+            m.conntrack_entries.clone(),
+        );
+        r.register(
+            "conntrack_capacity",
+            "Capacity of the datapath's conntrack table (LRU)",
+            m.conntrack_capacity.clone(),
+        );
+        r.register(
+            "conntrack_gc_deleted",
+            "Conntrack entries the GC sweep deleted (idle past their timeout)",
+            m.conntrack_gc_deleted.clone(),
+        );
+        r.register(
+            "rule_packets",
+            "Packets counted by the deciding security-group rule",
+            m.rule_packets.clone(),
+        );
+        r.register(
+            "rule_bytes",
+            "Bytes counted by the deciding security-group rule",
+            m.rule_bytes.clone(),
+        );
+        r.register(
+            "tenant_flows",
+            "Tracked flows of each tenant's pods on this node",
+            m.tenant_flows.clone(),
         );
         m
     }

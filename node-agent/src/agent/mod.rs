@@ -6,6 +6,7 @@ mod check;
 mod del;
 mod gc;
 mod mapping;
+mod observe;
 mod policy;
 mod pool_view;
 mod queue;
@@ -63,6 +64,8 @@ pub struct Agent {
     pub(crate) pending_on_eni: std::sync::Mutex<BTreeMap<String, u32>>,
     /// The security-group datapath; `None` when `bpfRoot` is not configured.
     pub(crate) enforcement: Option<Arc<policy::Enforcement>>,
+    /// Datapath events for `tandemctl monitor`.
+    pub(crate) observer: observe::Observer,
 }
 
 /// A network plane on this node.
@@ -128,6 +131,7 @@ impl Agent {
             pending_enis: std::sync::atomic::AtomicU32::new(0),
             pending_on_eni: std::sync::Mutex::new(BTreeMap::new()),
             enforcement,
+            observer: observe::Observer::default(),
         });
         agent.reconcile().await?;
         agent.repair_kernel().await?;
@@ -149,6 +153,7 @@ impl Agent {
         tokio::spawn(async move { me.watch_loop().await });
         let me = self.clone();
         tokio::spawn(async move { me.policy_loop().await });
+        observe::spawn(self);
     }
 
     /// Make the state durable now (the caller holds the state lock).
