@@ -1,12 +1,16 @@
 //! `tandemctl`: the on-call engineer's view of one node's agent. Every command prints a table
 //! for people or JSON (`-o json`) for scripts, and exits non-zero when something is wrong.
 
+pub mod conntrack;
 pub mod enis;
 pub mod mapping;
+pub mod monitor;
 pub mod pods;
 pub mod pool;
+pub mod sg;
 pub mod status;
 pub mod table;
+pub mod trace;
 
 use std::path::PathBuf;
 
@@ -44,6 +48,14 @@ impl Ctl {
 
     pub async fn get<R: DeserializeOwned>(&self, path: &str) -> Result<R, CtlError> {
         Ok(self.client.get(path).await?)
+    }
+
+    pub async fn post<B: Serialize, R: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<R, CtlError> {
+        Ok(self.client.post(path, body).await?)
     }
 
     /// Print `value` as JSON, or as the table `render` makes of it.
