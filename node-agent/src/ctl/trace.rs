@@ -23,7 +23,7 @@ pub async fn run(ctl: &Ctl, req: &TraceRequest) -> Result<(), CtlError> {
 fn end(e: &TraceEnd) -> String {
     let ip = e.ip.map(|i| i.to_string()).unwrap_or_default();
     match (&e.pod, &e.node, e.local) {
-        (Some(p), _, true) => format!("{p} ({ip}, {:?} interface, this node)", role(e)),
+        (Some(p), _, true) => format!("{p} ({ip}, {} interface, this node)", role(e)),
         (Some(p), Some(n), false) => format!("{p} ({ip}, on node {n})"),
         _ => ip,
     }

@@ -175,11 +175,8 @@ fn tenant_verdict(
     if v.allowed && dir == Dir::Egress {
         let e = c.evaluate(s.policy_id, Dir::Env, remote, flow.proto, flow.port);
         if let Some(r) = c.rules.get(e.rule_id) {
-            s.notes.push(format!(
-                "environment {} ({kind}): {}",
-                env.name,
-                describe_rule(r)
-            ));
+            s.notes
+                .push(format!("{} ({kind} environment)", describe_rule(r)));
         }
     }
 }

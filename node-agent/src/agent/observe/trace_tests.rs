@@ -131,9 +131,10 @@ fn both_local_both_decide_and_the_receivers_drop_rule_is_named() {
         s[0].notes
     );
     assert!(
-        s[0].notes
-            .iter()
-            .any(|n| n.contains("environment acme (closed)")),
+        s[0].notes.iter().any(
+            |n| n.contains("environment acme allows internal 10.1.0.0/16")
+                && n.contains("(closed environment)")
+        ),
         "{:?}",
         s[0].notes
     );
