@@ -93,6 +93,10 @@ impl LabNames {
     pub fn agent_config(&self, node: &str) -> PathBuf {
         self.node_dir(node).join("agent.json")
     }
+    /// The bpffs the node's agent pins its datapath in.
+    pub fn bpf_root(&self, node: &str) -> PathBuf {
+        self.node_dir(node).join("bpf")
+    }
     pub fn agent_log(&self, node: &str) -> PathBuf {
         self.node_dir(node).join("agent.log")
     }

@@ -103,6 +103,8 @@ pub fn write_files(
             v_switch: "vsw-ctl",
             platform_cidrs: &[PLATFORM_CIDR],
         },
+        bpf_root: &names.bpf_root(&node.name),
+        membership_dir: &names.config_dir(),
         pool,
         extra,
     };
@@ -136,7 +138,20 @@ pub const TENANTS: [(&str, &str); 3] = [
     ("initech", "exclusive"),
 ];
 
-/// The tenants of the standard lab, as the agent's file config source reads them.
+/// The shared-scheme tenants (both in `vsw-shared`), with their security groups: files people
+/// can read, `netns-tests/lab-config/`.
+pub const SHARED_TENANTS: [(&str, &str); 2] = [
+    (
+        "umbrella.yaml",
+        include_str!("../../lab-config/umbrella.yaml"),
+    ),
+    ("wayne.yaml", include_str!("../../lab-config/wayne.yaml")),
+];
+
+/// The tenants of the standard lab, as the agent's file config source reads them. Each
+/// independent tenant has one basic group whose members reach each other and may send
+/// anywhere the (closed) environment allows, so its pods keep working once groups are
+/// enforced.
 pub fn write_config(names: &LabNames) -> Result<(), NodeError> {
     let dir = names.config_dir();
     mkdir(&dir)?;
@@ -146,14 +161,22 @@ pub fn write_config(names: &LabNames) -> Result<(), NodeError> {
              kind: TenantNetwork\n\
              metadata: {{name: {tenant}}}\n\
              spec: {{scheme: independent, interfaceMode: {mode}, environment: closed, \
-             vSwitches: [vsw-{tenant}], securityGroups: [], \
+             vSwitches: [vsw-{tenant}], securityGroups: [sg-{tenant}], \
              namespaceSelector: {{matchLabels: {{tenant: {tenant}}}}}}}\n\
              ---\n\
              apiVersion: v1\n\
              kind: Namespace\n\
-             metadata: {{name: {tenant}, labels: {{tenant: {tenant}}}}}\n"
+             metadata: {{name: {tenant}, labels: {{tenant: {tenant}}}}}\n\
+             ---\n\
+             apiVersion: tandem.dev/v1alpha1\n\
+             kind: SecurityGroup\n\
+             metadata: {{name: sg-{tenant}}}\n\
+             spec: {{model: priority, type: basic, innerAccessPolicy: accept}}\n"
         );
         write(&dir.join(format!("{tenant}.yaml")), &yaml)?;
+    }
+    for (file, yaml) in SHARED_TENANTS {
+        write(&dir.join(file), yaml)?;
     }
     Ok(())
 }
@@ -184,6 +207,12 @@ struct AgentFile<'a> {
     config_dir: &'a Path,
     cloud: CloudFile<'a>,
     control: ControlFile<'a>,
+    /// A bpffs per node (the agent mounts it; the lab's teardown unmounts it), so the two
+    /// agents' pinned maps never meet.
+    bpf_root: &'a Path,
+    /// Each agent publishes its pods' groups here as `endpoints-<node>.yaml` and reads the
+    /// other's.
+    membership_dir: &'a Path,
     #[serde(skip_serializing_if = "Option::is_none")]
     pool: Option<&'a serde_json::Value>,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]

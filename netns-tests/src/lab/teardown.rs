@@ -20,6 +20,11 @@ pub(super) fn teardown_record(record: &LabRecord, children: &mut [Child]) -> Vec
         let child = children.iter_mut().find(|c| c.id() as i32 == rec.pid);
         process::stop(rec, child, STOP_GRACE);
     }
+    for (node, ..) in names::NODES {
+        if let Err(e) = unmount_all(&record.run_dir.join(node).join("bpf")) {
+            errors.push(e);
+        }
+    }
     let own = format!("{}-", record.prefix);
     let mut namespaces = record.namespaces.clone();
     namespaces.extend(netns::list().into_iter().filter(|n| n.starts_with(&own)));
@@ -36,6 +41,28 @@ pub(super) fn teardown_record(record: &LabRecord, children: &mut [Child]) -> Vec
         }
     }
     errors
+}
+
+/// Unmount whatever is mounted on `path` (the agents' bpffs; lazily, as a killed agent's maps
+/// may still be referenced), so removing the run directory neither fails nor unpins through it.
+fn unmount_all(path: &Path) -> Result<(), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(target) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return Ok(());
+    };
+    // Stacked mounts (an agent that mounted again) come off one per call.
+    for _ in 0..8 {
+        // SAFETY: `target` is a valid NUL-terminated path that outlives the call.
+        if unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.raw_os_error() {
+                // Not a mount point (any more), or no such directory: done.
+                Some(libc::EINVAL) | Some(libc::ENOENT) => Ok(()),
+                _ => Err(format!("umount {}: {e}", path.display())),
+            };
+        }
+    }
+    Err(format!("umount {}: still mounted", path.display()))
 }
 
 /// Tear down the lab `prefix` under `run_root` from its `lab.json` (or, without one, by name).

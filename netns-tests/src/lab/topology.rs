@@ -115,8 +115,8 @@ impl Topology {
         self.instances.iter().find(|i| i.id == id)
     }
 
-    /// The standard lab (DESIGN.md §7): a control vSwitch, one per tenant (acme, globex,
-    /// initech), two nodes of the given limits.
+    /// The standard lab (DESIGN.md §7): a control vSwitch, one per independent tenant (acme,
+    /// globex, initech), one shared by umbrella and wayne, two nodes of the given limits.
     pub fn standard(names: &LabNames, limits: InstanceLimits) -> Self {
         let vsw = |id: &str, net: [u8; 3], bridge: &str, reserved: Vec<Ipv4Addr>| VSwitchSpec {
             id: id.to_owned(),
@@ -133,6 +133,8 @@ impl Topology {
                 vsw("vsw-acme", [10, 1, 0], "br-acme", vec![]),
                 vsw("vsw-globex", [10, 2, 0], "br-globex", vec![]),
                 vsw("vsw-initech", [10, 3, 0], "br-initech", vec![]),
+                // The shared scheme: umbrella and wayne both have ENIs here.
+                vsw("vsw-shared", [10, 20, 0], "br-shared", vec![]),
             ],
             instances: NODES
                 .iter()
