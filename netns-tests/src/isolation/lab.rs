@@ -1,0 +1,51 @@
+//! The isolation matrix of a running [`Lab`]: its platform and internet hosts as parties, and
+//! the expected outcomes from the lab's config directory as it is on disk now.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::config::LabPolicy;
+use super::expected::{self, ControlNet};
+use super::matrix::{Isolation, Outcomes, Party};
+use super::IsolationError;
+use crate::lab::vpc::{INTERNET_HOST, PLATFORM_CIDR, PLATFORM_HOST};
+use crate::lab::Lab;
+
+/// The platform host and the internet stand-in.
+pub fn hosts(lab: &Lab) -> [Party; 2] {
+    let ip = |s: &str| s.parse::<Ipv4Addr>().expect("lab constant");
+    [
+        Party::Host {
+            name: "platform".into(),
+            netns: lab.plat_netns(),
+            ip: ip(PLATFORM_HOST),
+        },
+        Party::Host {
+            name: "internet".into(),
+            netns: lab.inet_netns(),
+            ip: ip(INTERNET_HOST),
+        },
+    ]
+}
+
+/// The lab's policy, read from its config directory now.
+pub fn policy(lab: &Lab) -> Result<LabPolicy, IsolationError> {
+    let platform: Ipv4Net = PLATFORM_CIDR.parse().expect("lab constant");
+    LabPolicy::load(&lab.names().config_dir(), lab.topology(), &[platform])
+}
+
+/// What the security groups on disk imply for every cell of `iso`.
+pub fn expected(lab: &Lab, iso: &Isolation) -> Result<Outcomes, IsolationError> {
+    let platform: Ipv4Net = PLATFORM_CIDR.parse().expect("lab constant");
+    let control = ControlNet {
+        vswitch: lab
+            .topology()
+            .vswitch("vsw-ctl")
+            .map(|v| v.cidr)
+            .unwrap_or_default(),
+        platform: vec![platform],
+        node_ips: lab.nodes().iter().map(|n| n.ip).collect(),
+    };
+    expected::expected(iso, &policy(lab)?, &control)
+}
