@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::DemoError;
+use crate::isolation::PodParty;
 use crate::lab::{Lab, Pod};
 
 pub struct DemoPod {
@@ -15,6 +16,21 @@ pub struct DemoPod {
     pub control_ip: Ipv4Addr,
     pub tenant_ip: Ipv4Addr,
     pub add_time: Duration,
+}
+
+impl DemoPod {
+    /// The pod as a party of the isolation matrix (its Kubernetes namespace names its tenant).
+    pub fn party(&self) -> PodParty {
+        PodParty {
+            name: self.pod.name.clone(),
+            k8s_namespace: self.pod.k8s_namespace.clone(),
+            tenant: self.tenant.clone(),
+            node: self.pod.node.name.clone(),
+            netns: self.pod.netns.clone(),
+            control_ip: self.control_ip,
+            tenant_ip: self.tenant_ip,
+        }
+    }
 }
 
 /// The address the CNI result gives the pod-side interface `ifname`.
