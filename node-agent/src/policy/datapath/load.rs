@@ -2,6 +2,8 @@
 //! left (aya opens a map pinned by name instead of creating it), then move the pinned links
 //! onto the new programs atomically.
 
+use std::os::fd::AsFd;
+
 use aya::maps::{Array, ArrayOfMaps, HashMap, HashOfMaps, LpmTrie, Map, PerCpuArray};
 use aya::programs::SchedClassifier;
 use aya::EbpfLoader;
@@ -48,7 +50,14 @@ impl Datapath {
         let config = Array::try_from(take("config")?).map_err(map_error("config"))?;
         let identities =
             ArrayOfMaps::try_from(take("identities")?).map_err(map_error("identities"))?;
-        let policies = HashOfMaps::try_from(take("policies")?).map_err(map_error("policies"))?;
+        let policies_map = take("policies")?;
+        // Kept for the batch commands aya 0.14 lacks (`commit`).
+        let policies_fd = match &policies_map {
+            Map::HashOfMaps(data) => data.fd().as_fd().try_clone_to_owned().ok(),
+            _ => None,
+        }
+        .ok_or(DatapathError::MissingMap { name: "policies" })?;
+        let policies = HashOfMaps::try_from(policies_map).map_err(map_error("policies"))?;
         let control_peers =
             LpmTrie::try_from(take("control_peers")?).map_err(map_error("control_peers"))?;
         let conntrack = HashMap::try_from(take("conntrack")?).map_err(map_error("conntrack"))?;
@@ -63,6 +72,7 @@ impl Datapath {
             config,
             identities,
             policies,
+            policies_fd,
             control_peers,
             conntrack,
             stats,

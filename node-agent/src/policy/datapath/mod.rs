@@ -18,6 +18,7 @@ pub mod pin;
 pub mod ring;
 pub mod sys;
 
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use aya::maps::{Array, ArrayOfMaps, HashMap, HashOfMaps, LpmTrie, MapData, PerCpuArray};
@@ -27,7 +28,7 @@ use super::abi;
 use super::compile::CompiledPolicy;
 use super::Timeouts;
 
-pub use attach::Hook;
+pub use attach::{AttachKit, Hook};
 pub use commit::ApplyBreakdown;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,11 @@ pub enum DatapathError {
     Link {
         op: &'static str,
         ifindex: u32,
+        source: std::io::Error,
+    },
+    #[error("batched write of {name}: {source}")]
+    Batch {
+        name: &'static str,
         source: std::io::Error,
     },
     #[error("BPF_PROG_TEST_RUN: {0}")]
@@ -103,6 +109,7 @@ pub struct Datapath {
     config: Array<MapData, abi::DpConfig>,
     identities: ArrayOfMaps<MapData, IdentityTrie>,
     policies: HashOfMaps<MapData, abi::PolicyOuterKey, PolicyTrie>,
+    policies_fd: OwnedFd,
     control_peers: LpmTrie<MapData, u32, u32>,
     conntrack: HashMap<MapData, abi::CtKey, abi::CtEntry>,
     stats: PerCpuArray<MapData, u64>,

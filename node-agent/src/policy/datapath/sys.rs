@@ -1,5 +1,6 @@
 //! The few bpf(2) commands aya 0.14 does not expose for our use: TCX links by ifindex (the
-//! caller's netns, no name lookup), pinning and updating them, and BPF_PROG_TEST_RUN.
+//! caller's netns, no name lookup), pinning and updating them, BPF_PROG_TEST_RUN, and batched
+//! map updates and deletes.
 
 use std::ffi::CString;
 use std::io;
@@ -10,6 +11,8 @@ use std::path::Path;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
+const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_LINK_UPDATE: libc::c_long = 29;
 
@@ -122,4 +125,47 @@ pub fn prog_test_run(prog: BorrowedFd<'_>, run: &TestRun<'_>) -> io::Result<u32>
     }
     bpf(BPF_PROG_TEST_RUN, &mut a)?;
     Ok(a.read_u32(4))
+}
+
+/// The bytes of a slice of plain-old-data map keys or values, as the batch commands take them.
+pub fn pod_bytes<T: aya::Pod>(v: &[T]) -> &[u8] {
+    // SAFETY: `aya::Pod` types are plain old data without padding the compiler adds; any
+    // initialised value is readable as bytes, and the length covers exactly the slice.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+fn batch_attr(map: BorrowedFd<'_>, keys: &[u8], values: Option<&[u8]>, count: usize) -> Attr {
+    let mut a = Attr::new();
+    // struct { in_batch, out_batch, keys, values; u32 count, map_fd; u64 elem_flags, flags }
+    a.u64_at(16, keys.as_ptr() as u64)
+        .u64_at(24, values.map_or(0, |v| v.as_ptr() as u64))
+        .u32_at(32, count as u32)
+        .u32_at(36, map.as_raw_fd() as u32);
+    a
+}
+
+/// BPF_MAP_UPDATE_BATCH (BPF_ANY) of `count` packed keys and values: one syscall, and for a
+/// map-in-map one RCU grace period for the whole batch instead of one per element (kernel
+/// 6.7+, `bpf_map_do_batch`). LPM tries support it since 5.6 (`generic_map_update_batch`).
+pub fn map_update_batch(
+    map: BorrowedFd<'_>,
+    keys: &[u8],
+    values: &[u8],
+    count: usize,
+) -> io::Result<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    debug_assert!(keys.len() % count == 0 && values.len() % count == 0);
+    let mut a = batch_attr(map, keys, Some(values), count);
+    bpf(BPF_MAP_UPDATE_BATCH, &mut a).map(|_| ())
+}
+
+/// BPF_MAP_DELETE_BATCH of `count` packed keys; a missing key is an error (ENOENT).
+pub fn map_delete_batch(map: BorrowedFd<'_>, keys: &[u8], count: usize) -> io::Result<()> {
+    if count == 0 {
+        return Ok(());
+    }
+    let mut a = batch_attr(map, keys, None, count);
+    bpf(BPF_MAP_DELETE_BATCH, &mut a).map(|_| ())
 }
