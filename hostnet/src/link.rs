@@ -54,6 +54,15 @@ impl LinkInfo {
     }
 }
 
+/// What [`Netlink::change_link`] changes; `None` keeps.
+#[derive(Debug, Default)]
+pub struct LinkChange<'a> {
+    pub name: Option<&'a str>,
+    pub mac: Option<Mac>,
+    pub mtu: Option<u32>,
+    pub group: Option<u32>,
+}
+
 /// A veth pair whose peer is created directly inside another namespace, so the pod end never
 /// appears in the host namespace.
 pub struct VethSpec<'a> {
@@ -158,6 +167,29 @@ impl Netlink {
             .execute()
             .await
             .map_err(|e| HostnetError::netlink(format!("ip link set {index} group {group}"), e))
+    }
+
+    /// `ip link set dev INDEX [name NAME] [address MAC] [mtu MTU] [group GROUP]` in one request.
+    pub async fn change_link(&self, index: u32, change: &LinkChange<'_>) -> Result<()> {
+        let mut b = LinkUnspec::new_with_index(index);
+        if let Some(name) = change.name {
+            b = b.name(name.to_string());
+        }
+        if let Some(mac) = change.mac {
+            b = b.address(mac.0.to_vec());
+        }
+        if let Some(mtu) = change.mtu {
+            b = b.mtu(mtu);
+        }
+        if let Some(group) = change.group {
+            b = b.link_group(group);
+        }
+        self.handle
+            .link()
+            .set(b.build())
+            .execute()
+            .await
+            .map_err(|e| HostnetError::netlink(format!("ip link set {index} {change:?}"), e))
     }
 
     /// `ip link set dev INDEX netns NS name NAME`: move (and rename) a device into a namespace.

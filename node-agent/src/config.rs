@@ -56,6 +56,7 @@ pub struct AgentConfig {
     pub membership_dir: Option<PathBuf>,
     #[serde(default)]
     pub policy: PolicyConfig,
+
     /// Seconds between sweeps for pods whose netns is gone and for leaked ENIs.
     #[serde(default = "default_sweep_secs")]
     pub sweep_secs: u64,

@@ -241,9 +241,16 @@ mod tests {
         l.pending = 1;
         l.pending_eni_room = 28;
         let p = plan(&l, LIM, &cfg(), false);
-        assert!(p.new_enis.is_empty(), "no second ENI while the first has room: {p:?}");
+        assert!(
+            p.new_enis.is_empty(),
+            "no second ENI while the first has room: {p:?}"
+        );
         l.waiting = 40;
-        assert_eq!(plan(&l, LIM, &cfg(), false).new_enis, vec![15], "40 waiting + 4 warm - 1 pending - 28 room");
+        assert_eq!(
+            plan(&l, LIM, &cfg(), false).new_enis,
+            vec![15],
+            "40 waiting + 4 warm - 1 pending - 28 room"
+        );
     }
 
     #[test]

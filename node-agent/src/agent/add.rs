@@ -63,7 +63,7 @@ impl Agent {
         // The allocation becomes durable while the pod is wired; ADD answers only when both
         // are done. A crash in between leaves either a durable allocation whose wiring the
         // start-up repair redoes, or wiring no allocation explains, which it removes.
-        let enforce = |slot, i: &PodInterface, ifindex| self.enforce(&alloc, slot, i, ifindex);
+        let enforce = |veths: &[(usize, &PodInterface, u32)]| self.enforce(&alloc, veths);
         let (wired, durable) = tokio::join!(
             wiring::setup(
                 &self.host,

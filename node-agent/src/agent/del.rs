@@ -29,7 +29,6 @@ impl Agent {
             node: &self.node_ns,
             pod: pod_ns.as_ref(),
         };
-        self.unenforce(&alloc);
         let errors = wiring::teardown(
             &ns,
             &req.key.container_id,
@@ -37,6 +36,8 @@ impl Agent {
             alloc.link_group,
         )
         .await;
+        // After the links are gone: unpinning a link of a deleted device waits for nothing.
+        self.unenforce(&alloc);
         if !errors.is_empty() {
             let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
             return Err(AgentError::Internal(format!(

@@ -196,8 +196,9 @@ impl Agent {
                     tracing::warn!(error = %e, "repair teardown");
                 }
                 self.unenforce(a);
-                let enforce =
-                    |slot, i: &tandem_common::api::PodInterface, idx| self.enforce(a, slot, i, idx);
+                let enforce = |veths: &[(usize, &tandem_common::api::PodInterface, u32)]| {
+                    self.enforce(a, veths)
+                };
                 wiring::setup(&self.host, &pod, &shared, a.link_group, &enforce).await?;
             }
         }
@@ -205,6 +206,16 @@ impl Agent {
             tracing::warn!(link = %v, "repair: deleting a host veth no pod owns");
             if let Ok(Some(l)) = self.host.link_by_name(v).await {
                 let _ = self.host.del_link(l.index).await;
+                if let Some(enf) = self.enforcement() {
+                    if let Err(e) = enf
+                        .dp
+                        .lock()
+                        .expect("datapath lock")
+                        .detach_endpoint(l.index)
+                    {
+                        tracing::warn!(link = %v, error = %e, "cannot unpin its links");
+                    }
+                }
             }
         }
         let rules = self

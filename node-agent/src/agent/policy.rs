@@ -16,7 +16,7 @@ use super::Agent;
 use crate::error::{AgentError, AgentResult};
 use crate::model::{EndpointSpec, Model, TenantNetwork};
 use crate::policy::compile::{self, PolicyInput, PolicySpec};
-use crate::policy::datapath::{Datapath, DatapathOptions};
+use crate::policy::datapath::{Datapath, DatapathOptions, Hook};
 use crate::policy::model::EnvironmentPolicy;
 use crate::policy::{ControlClass, EndpointConfig, Role};
 use crate::state::{Allocation, State, LINK_GROUP_BASE};
@@ -27,6 +27,8 @@ const DEBOUNCE: Duration = Duration::from_millis(10);
 /// The loaded datapath and what the agent keeps beside it.
 pub struct Enforcement {
     pub(crate) dp: Mutex<Datapath>,
+    /// Attaches without holding `dp`.
+    kit: crate::policy::datapath::AttachKit,
     /// Host veth name → ifindex of every enforced interface.
     pub(crate) ifindex: Mutex<BTreeMap<String, u32>>,
     /// Wakes the recompile task.
@@ -35,10 +37,12 @@ pub struct Enforcement {
 
 impl Enforcement {
     pub fn open(root: PathBuf) -> AgentResult<Enforcement> {
-        let dp = Datapath::open(DatapathOptions::new(root))
-            .map_err(|e| AgentError::Policy(e.to_string()))?;
+        let err = |e: crate::policy::datapath::DatapathError| AgentError::Policy(e.to_string());
+        let dp = Datapath::open(DatapathOptions::new(root)).map_err(err)?;
+        let kit = dp.attach_kit().map_err(err)?;
         Ok(Enforcement {
             dp: Mutex::new(dp),
+            kit,
             ifindex: Mutex::new(BTreeMap::new()),
             dirty: Notify::new(),
         })
@@ -48,20 +52,34 @@ impl Enforcement {
         self.dp.lock().expect("datapath lock")
     }
 
-    /// Enforce `cfg` on a host veth that is still down.
-    pub(crate) fn attach(
-        &self,
-        host_ifname: &str,
-        ifindex: u32,
-        cfg: &EndpointConfig,
-    ) -> AgentResult<()> {
-        self.dp()
-            .attach_endpoint(ifindex, cfg)
-            .map_err(|e| AgentError::Policy(format!("attach to {host_ifname}: {e}")))?;
-        self.ifindex
-            .lock()
-            .expect("ifindex lock")
-            .insert(host_ifname.to_string(), ifindex);
+    /// Enforce on host veths that are still down: endpoint entries first (an attached link
+    /// without one drops everything), then the programs on every hook.
+    pub(crate) fn attach_all(&self, entries: &[(&str, u32, EndpointConfig)]) -> AgentResult<()> {
+        {
+            let mut dp = self.dp();
+            for (name, ifindex, cfg) in entries {
+                dp.set_endpoint(*ifindex, cfg)
+                    .map_err(|e| AgentError::Policy(format!("endpoint of {name}: {e}")))?;
+            }
+        }
+        // Each TCX attach waits for an RCU grace period under RTNL (~10–15 ms here), so
+        // they cannot overlap; they run without holding `dp`, so recompiles and other pods'
+        // entries proceed meanwhile.
+        let attach = || {
+            for (name, ifindex, _) in entries {
+                for hook in Hook::ALL {
+                    self.kit
+                        .attach(*ifindex, hook)
+                        .map_err(|e| AgentError::Policy(format!("attach to {name}: {e}")))?;
+                }
+            }
+            Ok::<(), AgentError>(())
+        };
+        tokio::task::block_in_place(attach)?;
+        let mut idx = self.ifindex.lock().expect("ifindex lock");
+        for (name, ifindex, _) in entries {
+            idx.insert(name.to_string(), *ifindex);
+        }
         Ok(())
     }
 
@@ -261,13 +279,11 @@ impl Agent {
             .collect()
     }
 
-    /// The `wiring::setup` hook: enforce on a host veth before it comes up.
+    /// The `wiring::setup` hook: enforce on a pod's host veths before they come up.
     pub(crate) fn enforce(
         &self,
         alloc: &Allocation,
-        slot: usize,
-        i: &PodInterface,
-        ifindex: u32,
+        veths: &[(usize, &PodInterface, u32)],
     ) -> AgentResult<()> {
         let Some(enf) = self.enforcement() else {
             return Ok(());
@@ -278,11 +294,14 @@ impl Agent {
                 .map(|s| s.id())
                 .unwrap_or(0)
         };
-        enf.attach(
-            &i.host_ifname,
-            ifindex,
-            &self.endpoint_config(alloc.link_group, slot, i, policy_id),
-        )
+        let entries: Vec<_> = veths
+            .iter()
+            .map(|(slot, i, ifindex)| {
+                let cfg = self.endpoint_config(alloc.link_group, *slot, i, policy_id);
+                (i.host_ifname.as_str(), *ifindex, cfg)
+            })
+            .collect();
+        enf.attach_all(&entries)
     }
 
     /// Stop enforcing on a pod's host veths (before they are deleted).

@@ -174,7 +174,10 @@ impl Agent {
         let room: u32 = if plane.exclusive {
             0
         } else {
-            plan.new_enis.iter().map(|n| per_eni.saturating_sub(*n)).sum()
+            plan.new_enis
+                .iter()
+                .map(|n| per_eni.saturating_sub(*n))
+                .sum()
         };
         self.track_pending(&plane.name, asked as i64, new_enis as i64, room as i64);
         for (eni, n) in &plan.assign {
@@ -186,7 +189,12 @@ impl Agent {
             if let Err(e) = me.grow(&plane, plan).await {
                 tracing::warn!(plane = %plane.name, error = %e, "pool refill failed; will retry");
             }
-            me.track_pending(&plane.name, -(asked as i64), -(new_enis as i64), -(room as i64));
+            me.track_pending(
+                &plane.name,
+                -(asked as i64),
+                -(new_enis as i64),
+                -(room as i64),
+            );
             me.refilled.notify_waiters();
             me.refill_wanted.notify_one();
         });

@@ -8,9 +8,10 @@ use tandem_hostnet::{sysctl, Mac, NetNs, Netlink};
 use super::{host32, host_rules, pod_rule};
 use crate::error::{AgentError, AgentResult};
 
-/// Called with (slot, interface, host ifindex) once a host veth exists and before it comes
-/// up: enforcement goes in first, so the interface never carries a packet unpoliced.
-pub type Enforce<'a> = dyn Fn(usize, &PodInterface, u32) -> AgentResult<()> + Sync + 'a;
+/// Called once with every (slot, interface, host ifindex) after the host veths exist and
+/// before any comes up: enforcement goes in first, so an interface never carries a packet
+/// unpoliced. All of a pod's interfaces at once, so their attaches can run in parallel.
+pub type Enforce<'a> = dyn Fn(&[(usize, &PodInterface, u32)]) -> AgentResult<()> + Sync + 'a;
 
 /// Wire every interface of `ifaces` between the node (`host`) and the pod netns.
 pub async fn setup(
@@ -34,12 +35,19 @@ pub async fn setup(
             .await
             .map_err(AgentError::wiring("set lo up in the pod"))?;
     }
+    let mut veths = Vec::new();
     for (slot, i) in ifaces.iter().enumerate() {
         if i.exclusive {
             move_eni_in(host, pod, i).await?;
         } else {
-            setup_host_side(host, pod, i, link_group, &|i, idx| enforce(slot, i, idx)).await?;
+            veths.push((slot, i, create_veth(host, pod, i, link_group).await?));
         }
+    }
+    enforce(&veths)?;
+    for (_, i, index) in &veths {
+        finish_host_side(host, i, *index).await?;
+    }
+    for i in ifaces {
         setup_pod_side(&pod_nl, i).await?;
     }
     Ok(())
@@ -68,13 +76,13 @@ fn mac(s: &str) -> AgentResult<Mac> {
         .map_err(|e| AgentError::Internal(format!("bad MAC in plan: {e}")))
 }
 
-async fn setup_host_side(
+/// `ip link add <host> type veth peer name <ifname> netns <pod>`, left down; its ifindex.
+async fn create_veth(
     host: &Netlink,
     pod: &NetNs,
     i: &PodInterface,
     link_group: u32,
-    enforce: &(dyn Fn(&PodInterface, u32) -> AgentResult<()> + Sync),
-) -> AgentResult<()> {
+) -> AgentResult<u32> {
     let w = |what: &str| AgentError::wiring(format!("{what} for {} ({})", i.ifname, i.host_ifname));
     host.add_veth(&VethSpec {
         name: &i.host_ifname,
@@ -94,18 +102,21 @@ async fn setup_host_side(
         .ok_or_else(|| {
             AgentError::Internal(format!("{} vanished after creation", i.host_ifname))
         })?;
+    Ok(link.index)
+}
+
+/// Up, then the routes and rules that send the pod's traffic its way.
+async fn finish_host_side(host: &Netlink, i: &PodInterface, index: u32) -> AgentResult<()> {
+    let w = |what: &str| AgentError::wiring(format!("{what} for {} ({})", i.ifname, i.host_ifname));
     // Loose reverse-path filtering (DESIGN §3): strict mode drops replies that arrive on an
     // ENI other than the one the main table would use.
     sysctl::write(&format!("net.ipv4.conf.{}.rp_filter", i.host_ifname), "2")
         .map_err(w("set rp_filter"))?;
-    enforce(i, link.index)?;
-    host.set_up(link.index)
-        .await
-        .map_err(w("set host veth up"))?;
+    host.set_up(index).await.map_err(w("set host veth up"))?;
     host.replace_route(&RouteSpec {
         dst: host32(i.ip),
         gw: None,
-        oif: link.index,
+        oif: index,
         table: TABLE_MAIN,
         onlink: false,
     })

@@ -87,9 +87,60 @@ impl Datapath {
         Ok(())
     }
 
+    /// What attaching needs, detached from `&mut self`: each TCX attach waits for an RCU
+    /// grace period (~10–15 ms here), so the agent runs the attaches of a pod's hooks in
+    /// parallel, without holding the datapath while they wait.
+    pub fn attach_kit(&self) -> Result<AttachKit> {
+        let mut progs = Vec::new();
+        for hook in Hook::ALL {
+            let fd = self
+                .program_fd(hook)?
+                .try_clone_to_owned()
+                .map_err(DatapathError::TestRun)?;
+            progs.push((hook, fd));
+        }
+        Ok(AttachKit {
+            progs,
+            root: self.opts.pin_root.clone(),
+        })
+    }
+
     fn attach_hook(&self, ifindex: u32, hook: Hook) -> Result<()> {
-        let path = pin::link_path(&self.opts.pin_root, ifindex, hook.pin_suffix());
         let prog = self.program_fd(hook)?;
+        attach_pinned(&self.opts.pin_root, ifindex, hook, prog)
+    }
+}
+
+/// The programs and the pin root, for attaching without the [`Datapath`].
+#[derive(Debug)]
+pub struct AttachKit {
+    progs: Vec<(Hook, std::os::fd::OwnedFd)>,
+    root: std::path::PathBuf,
+}
+
+impl AttachKit {
+    /// Attach and pin one hook of `ifindex` (write its endpoint entry first: strict start).
+    pub fn attach(&self, ifindex: u32, hook: Hook) -> Result<()> {
+        let prog = self
+            .progs
+            .iter()
+            .find(|(h, _)| *h == hook)
+            .map(|(_, fd)| fd.as_fd())
+            .ok_or(DatapathError::MissingProgram {
+                name: hook.program(),
+            })?;
+        attach_pinned(&self.root, ifindex, hook, prog)
+    }
+}
+
+fn attach_pinned(
+    root: &std::path::Path,
+    ifindex: u32,
+    hook: Hook,
+    prog: BorrowedFd<'_>,
+) -> Result<()> {
+    {
+        let path = pin::link_path(root, ifindex, hook.pin_suffix());
         let link_err = |op| {
             move |source| DatapathError::Link {
                 op,
@@ -104,7 +155,9 @@ impl Datapath {
             .map_err(link_err("tcx attach"))?;
         sys::obj_pin(link.as_fd(), &path).map_err(link_err("pin link"))
     }
+}
 
+impl Datapath {
     /// Stop enforcing on `ifindex`: unpin its links (which detaches them), remove the entry
     /// and the endpoint's conntrack entries. Best effort and idempotent (DEL semantics).
     pub fn detach_endpoint(&mut self, ifindex: u32) -> Result<()> {

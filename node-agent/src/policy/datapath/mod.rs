@@ -28,7 +28,7 @@ use super::abi;
 use super::compile::CompiledPolicy;
 use super::Timeouts;
 
-pub use attach::Hook;
+pub use attach::{AttachKit, Hook};
 pub use commit::ApplyBreakdown;
 
 #[derive(Debug, thiserror::Error)]
