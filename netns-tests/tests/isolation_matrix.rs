@@ -155,6 +155,7 @@ fn shared_scheme_isolation_matches_the_security_groups() {
     let Some(w) = up() else { return };
     let servers = w.iso.serve().expect("echo servers");
     w.check_matrix("at start");
+    new_pod(&w);
     spoofing(&w);
     agent_crash(&w);
     let mut flow = rule_change(&w);
@@ -169,6 +170,39 @@ fn shared_scheme_isolation_matches_the_security_groups() {
     drop(w.pods);
     w.lab.teardown().expect("teardown");
     assert_nothing_left(&prefix, &run_dir);
+}
+
+/// A pod added on n2 joins sg-umbrella-web: reported, how long after its ADD returned a member
+/// on n1 accepts it (n1 must learn the membership from n2's published endpoints; until then
+/// the pod's first packets towards n1 are dropped), and that n2 lets n1's members in at once.
+fn new_pod(w: &World) {
+    let mut pods = start_all(&w.lab, &[("umbrella-d", "n2", "umbrella")]).expect("ADD umbrella-d");
+    let t0 = Instant::now();
+    let d = pods.pop().unwrap();
+    let ua = w.pod("umbrella-a");
+    let _servers = isolation::EchoServers::start(&d.pod.netns, &[d.tenant_ip]).unwrap();
+    let probe = |from: &DemoPod, to: &DemoPod| FlowProbe {
+        from: from.pod.netns.clone(),
+        src: Some(from.tenant_ip),
+        dst: to.tenant_ip,
+        service: Service::Http,
+        timeout: FLIP_PROBE,
+    };
+    let (d_to_a, a_to_d) = (probe(&d, ua), probe(ua, &d));
+    let h = std::thread::spawn(move || time_to_flip(&a_to_d, true, t0));
+    let out = time_to_flip(&d_to_a, true, t0).expect("umbrella-a never accepted the new pod");
+    let into = h
+        .join()
+        .unwrap()
+        .expect("the new pod never accepted umbrella-a");
+    eprintln!(
+        "new pod: umbrella-d (n2) -> umbrella-a (n1) tcp/80 allowed {} ms after ADD returned \
+         (membership crossing nodes); umbrella-a -> umbrella-d after {} ms",
+        out.as_millis(),
+        into.as_millis()
+    );
+    let del = w.lab.cni(&d.pod, "DEL").expect("DEL umbrella-d");
+    assert!(del.success(), "DEL umbrella-d: {del:?}");
 }
 
 /// Forged source IP (raw socket) and MAC (AF_PACKET) never arrive; the same packet with the
