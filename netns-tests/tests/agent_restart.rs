@@ -19,7 +19,9 @@ fn ip(s: &str) -> Ipv4Addr {
 /// `p` reaches the platform over its control interface and `peer_tenant_ip` over its tenant
 /// interface (each ping bound to that interface's address).
 fn assert_reaches(p: &Pod, ips: &[String], peer_tenant_ip: &str, when: &str) {
-    let ping = |dst, src| probe::ping(&p.netns, dst, Some(ip(src))).unwrap();
+    // Up to 3 tries: a pod's group membership reaches the other node's agent some 30-100 ms
+    // after its ADD (published endpoints, polled), and a ping sent before that is dropped.
+    let ping = |dst, src| (0..3).any(|_| probe::ping(&p.netns, dst, Some(ip(src))).unwrap());
     assert!(ping(PLATFORM, &ips[0]), "{when}: platform over eth0");
     assert!(ping(ip(peer_tenant_ip), &ips[1]), "{when}: peer over eth1");
 }
