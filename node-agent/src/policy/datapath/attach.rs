@@ -202,13 +202,21 @@ impl Datapath {
                 ifindex,
                 source,
             })?;
-            sys::link_update(link.as_fd(), self.program_fd(hook)?).map_err(|source| {
-                DatapathError::Link {
-                    op: "link update",
-                    ifindex,
-                    source,
+            match sys::link_update(link.as_fd(), self.program_fd(hook)?) {
+                Ok(()) => {}
+                // The device went away while no agent ran (its pod was deleted): the pin is
+                // all that is left of the link.
+                Err(e) if e.raw_os_error() == Some(libc::ENOLINK) => {
+                    let _ = std::fs::remove_file(entry.path());
                 }
-            })?;
+                Err(source) => {
+                    return Err(DatapathError::Link {
+                        op: "link update",
+                        ifindex,
+                        source,
+                    })
+                }
+            }
         }
         Ok(())
     }
