@@ -102,13 +102,13 @@ pub fn table(pods: &[DemoPod]) -> String {
     let mut s = String::from("\npods, each started by the real `tandem` CNI binary (CNI ADD):\n");
     let _ = writeln!(
         s,
-        "  {:<10}{:<6}{:<8}{:<18}{:<18}{:>8}",
+        "  {:<12}{:<6}{:<10}{:<18}{:<18}{:>8}",
         "POD", "NODE", "TENANT", "eth0 (control)", "eth1 (tenant)", "ADD ms"
     );
     for p in pods {
         let _ = writeln!(
             s,
-            "  {:<10}{:<6}{:<8}{:<18}{:<18}{:>8.1}",
+            "  {:<12}{:<6}{:<10}{:<18}{:<18}{:>8.1}",
             p.pod.name,
             p.pod.node.name,
             p.tenant,
