@@ -16,6 +16,7 @@ pub fn measure(lab: &Lab, pods: &[DemoPod]) -> Result<(String, Vec<String>), Dem
         .filter(|p| TENANTS.contains(&p.tenant.as_str()))
         .map(|p| Party::Pod(p.party()))
         .collect();
+    parties.extend(isolation::lab::nodes(lab));
     parties.extend(isolation::lab::hosts(lab));
     let iso = Isolation::new(parties);
     let _servers = iso.serve()?;

@@ -19,12 +19,13 @@ use super::probe::Service;
 use super::IsolationError;
 
 /// The control network as the agents configure it: the control vSwitch is pods (never reach
-/// each other), the platform CIDRs and each node's own address may talk to control interfaces.
+/// each other), the platform CIDRs and the node's own address may talk to control interfaces.
 #[derive(Debug, Clone)]
 pub struct ControlNet {
     pub vswitch: Ipv4Net,
     pub platform: Vec<Ipv4Net>,
-    pub node_ips: Vec<Ipv4Addr>,
+    /// Node name → its address.
+    pub node_ips: BTreeMap<String, Ipv4Addr>,
 }
 
 /// The policy spec of each pod of the matrix (`None` for hosts).
@@ -70,19 +71,25 @@ pub fn expected(
         members,
         policies: policies.into_values().collect(),
     };
-    let mut r = Reference::new(Timeouts::default());
-    r.set_policy(input, 1)?;
-    r.set_control_peer(control.vswitch, ControlClass::Pod);
-    for c in &control.platform {
-        r.set_control_peer(*c, ControlClass::Platform);
-    }
-    for ip in &control.node_ips {
-        r.set_control_peer(Ipv4Net::from(*ip), ControlClass::Platform);
+    // One evaluator per node, as each node has its own datapath (and conntrack).
+    let mut refs = BTreeMap::new();
+    for (node, node_ip) in &control.node_ips {
+        let mut r = Reference::new(Timeouts::default());
+        r.set_policy(input.clone(), 1)?;
+        r.set_control_peer(control.vswitch, ControlClass::Pod);
+        for c in &control.platform {
+            r.set_control_peer(*c, ControlClass::Platform);
+        }
+        r.set_control_peer(Ipv4Net::from(*node_ip), ControlClass::Platform);
+        refs.insert(node.clone(), r);
     }
     for (i, (party, spec)) in iso.parties.iter().zip(&specs).enumerate() {
         let (Some(pod), Some(spec)) = (party.pod(), spec) else {
             continue;
         };
+        let r = refs
+            .get_mut(&pod.node)
+            .ok_or_else(|| IsolationError::NoNode(pod.node.clone()))?;
         for via in Via::ALL {
             let (ip, role) = match via {
                 Via::Tenant => (
@@ -108,7 +115,7 @@ pub fn expected(
         }
     }
     let mut sim = Sim {
-        r,
+        refs,
         now: 0,
         port: 40_000,
     };
@@ -126,7 +133,8 @@ fn mac(ifindex: u32) -> [u8; 6] {
 }
 
 struct Sim {
-    r: Reference,
+    /// Node name → its evaluator.
+    refs: BTreeMap<String, Reference>,
     now: u64,
     port: u16,
 }
@@ -140,8 +148,8 @@ struct Step {
 impl Sim {
     fn cell(&mut self, iso: &Isolation, c: &Cell) -> bool {
         let (a, b) = (&iso.parties[c.from], &iso.parties[c.to]);
-        let a_ep = a.pod().map(|_| ifindex(c.from, c.via));
-        let b_ep = b.pod().map(|_| ifindex(c.to, c.via));
+        let a_ep = a.pod().map(|p| (p.node.as_str(), ifindex(c.from, c.via)));
+        let b_ep = b.pod().map(|p| (p.node.as_str(), ifindex(c.to, c.via)));
         let (a_ip, b_ip) = (a.addr(c.via), b.addr(c.via));
         self.port += 1;
         let (sport, dport) = (self.port, c.service.port());
@@ -203,16 +211,19 @@ impl Sim {
         })
     }
 
-    /// The packet through endpoint `ep` (none: no datapath on that side).
+    /// The packet through endpoint `ep` of a node (none: no datapath on that side).
     fn hop(
         &mut self,
-        ep: Option<u32>,
+        ep: Option<(&str, u32)>,
         from_pod: bool,
         src: Ipv4Addr,
         dst: Ipv4Addr,
         l4: L4,
     ) -> bool {
-        let Some(ep) = ep else { return true };
+        let Some((node, ep)) = ep else { return true };
+        let Some(r) = self.refs.get_mut(node) else {
+            return false;
+        };
         self.now += 1_000_000;
         let p = Packet {
             src_mac: if from_pod {
@@ -232,6 +243,6 @@ impl Sim {
                 l4,
             },
         };
-        self.r.process(ep, from_pod, &p, self.now).pass
+        r.process(ep, from_pod, &p, self.now).pass
     }
 }

@@ -12,6 +12,18 @@ use super::IsolationError;
 use crate::lab::vpc::{INTERNET_HOST, PLATFORM_CIDR, PLATFORM_HOST};
 use crate::lab::Lab;
 
+/// The nodes themselves (their primary address, as the kubelet's probes come from it).
+pub fn nodes(lab: &Lab) -> Vec<Party> {
+    lab.nodes()
+        .iter()
+        .map(|n| Party::Host {
+            name: format!("node-{}", n.name),
+            netns: n.netns.clone(),
+            ip: n.ip,
+        })
+        .collect()
+}
+
 /// The platform host and the internet stand-in.
 pub fn hosts(lab: &Lab) -> [Party; 2] {
     let ip = |s: &str| s.parse::<Ipv4Addr>().expect("lab constant");
@@ -45,7 +57,7 @@ pub fn expected(lab: &Lab, iso: &Isolation) -> Result<Outcomes, IsolationError> 
             .map(|v| v.cidr)
             .unwrap_or_default(),
         platform: vec![platform],
-        node_ips: lab.nodes().iter().map(|n| n.ip).collect(),
+        node_ips: lab.nodes().iter().map(|n| (n.name.clone(), n.ip)).collect(),
     };
     expected::expected(iso, &policy(lab)?, &control)
 }

@@ -38,6 +38,8 @@ pub enum IsolationError {
         args: String,
         problem: String,
     },
+    #[error("pod on node {0}, which the lab does not have")]
+    NoNode(String),
     #[error("a probe thread panicked")]
     Panicked,
 }
