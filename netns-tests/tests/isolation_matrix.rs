@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tandem_lab::demo::{start_all, DemoPod};
+use tandem_lab::isolation::matrix::PROBE_TIMEOUT;
 use tandem_lab::isolation::probe::TcpFlow;
 use tandem_lab::isolation::spoof::{self, Payload, Sniffer};
 use tandem_lab::isolation::{self, FlowProbe, Isolation, Party, Service, Via};
@@ -51,7 +52,7 @@ impl World {
             via,
             service,
         };
-        self.iso.probe(&cell, FLIP_PROBE)
+        self.iso.probe(&cell, PROBE_TIMEOUT)
     }
 
     fn config_dir(&self) -> std::path::PathBuf {
@@ -89,12 +90,22 @@ fn write_config(dir: &Path, name: &str, text: &str) -> Instant {
     Instant::now()
 }
 
-/// Poll `probe` until its answer is `want`; the start of the first such attempt, after `t0`
-/// (the flip happened between the previous attempt's start and this one's).
+/// Poll `probe` (attempts of [`FLIP_PROBE`]) until its answer is `want`; the start of the
+/// first such attempt, after `t0` (the flip happened between the previous attempt's start and
+/// this one's). A quick "no answer" may just be a slow answer on a busy machine, so it counts
+/// only if a patient probe gets none either.
 fn time_to_flip(probe: &FlowProbe, want: bool, t0: Instant) -> Option<Duration> {
+    let quick = FlowProbe {
+        timeout: FLIP_PROBE,
+        ..probe.clone()
+    };
+    let patient = FlowProbe {
+        timeout: PROBE_TIMEOUT,
+        ..probe.clone()
+    };
     while t0.elapsed() < Duration::from_secs(3) {
         let start = t0.elapsed();
-        if probe.run().unwrap() == want {
+        if quick.run().unwrap() == want && (want || !patient.run().unwrap()) {
             return Some(start);
         }
     }
@@ -145,6 +156,7 @@ fn up() -> Option<World> {
     .expect("lab up");
     let pods = start_all(&lab, PODS).expect("start pods");
     let mut parties: Vec<Party> = pods.iter().map(|p| Party::Pod(p.party())).collect();
+    parties.extend(isolation::lab::nodes(&lab));
     parties.extend(isolation::lab::hosts(&lab));
     let iso = Isolation::new(parties);
     Some(World { lab, pods, iso })
@@ -186,7 +198,7 @@ fn new_pod(w: &World) {
         src: Some(from.tenant_ip),
         dst: to.tenant_ip,
         service: Service::Http,
-        timeout: FLIP_PROBE,
+        timeout: PROBE_TIMEOUT,
     };
     let (d_to_a, a_to_d) = (probe(&d, ua), probe(ua, &d));
     let h = std::thread::spawn(move || time_to_flip(&a_to_d, true, t0));
@@ -451,36 +463,76 @@ fn membership_change(w: &World) {
             "before the membership change: {p:?}"
         );
     }
-    let t0 = write_config(&w.config_dir(), "pod-umbrella-c.yaml", doc);
-    assert_flips(
-        &[
-            (
-                "membership: umbrella-a -> umbrella-c tcp/443, its own policy (n1)",
-                into_c,
-                false,
-                true,
-            ),
-            (
-                "membership: umbrella-c -> umbrella-a tcp/443, a's members (n1)",
-                from_c,
-                false,
-                true,
-            ),
-            (
-                "membership: platform -> umbrella-c tcp/443 (n1)",
-                plat,
-                true,
-                true,
-            ),
-            // n1's agent publishes the membership, n2's reads it: two polls, not asserted.
-            (
-                "membership: umbrella-c -> umbrella-b tcp/443, seen by n2",
-                to_n2,
-                false,
-                false,
-            ),
-        ],
-        t0,
+    // Paths allowed before and after: they must never fail during the switch.
+    let steady = [
+        w.probe("umbrella-a", "umbrella-c", Via::Tenant, Service::Ping),
+        w.probe("umbrella-c", "platform", Via::Tenant, Service::Http),
+        w.probe("platform", "umbrella-c", Via::Control, Service::Http),
+    ];
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let glitches = std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            let mut glitches = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                for p in &steady {
+                    let at = start.elapsed();
+                    if !p.run().unwrap() {
+                        glitches.push(format!(
+                            "{} -> {} {:?} at {} ms",
+                            p.from,
+                            p.dst,
+                            p.service,
+                            at.as_millis()
+                        ));
+                    }
+                }
+            }
+            glitches
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let t0 = write_config(&w.config_dir(), "pod-umbrella-c.yaml", doc);
+        eprintln!(
+            "membership file written at {} ms",
+            start.elapsed().as_millis()
+        );
+        assert_flips(
+            &[
+                (
+                    "membership: umbrella-a -> umbrella-c tcp/443, its own policy (n1)",
+                    into_c,
+                    false,
+                    true,
+                ),
+                (
+                    "membership: umbrella-c -> umbrella-a tcp/443, a's members (n1)",
+                    from_c,
+                    false,
+                    true,
+                ),
+                (
+                    "membership: platform -> umbrella-c tcp/443 (n1)",
+                    plat,
+                    true,
+                    true,
+                ),
+                // n1's agent publishes the membership, n2's reads it: two polls, not asserted.
+                (
+                    "membership: umbrella-c -> umbrella-b tcp/443, seen by n2",
+                    to_n2,
+                    false,
+                    false,
+                ),
+            ],
+            t0,
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap()
+    });
+    assert!(
+        glitches.is_empty(),
+        "paths allowed before and after the membership change failed during it: {glitches:?}"
     );
 }
 
