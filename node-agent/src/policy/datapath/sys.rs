@@ -156,7 +156,7 @@ pub fn map_update_batch(
     if count == 0 {
         return Ok(());
     }
-    debug_assert!(keys.len() % count == 0 && values.len() % count == 0);
+    debug_assert!(keys.len().is_multiple_of(count) && values.len().is_multiple_of(count));
     let mut a = batch_attr(map, keys, Some(values), count);
     bpf(BPF_MAP_UPDATE_BATCH, &mut a).map(|_| ())
 }
