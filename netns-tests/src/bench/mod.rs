@@ -4,15 +4,23 @@
 //! - [`cni`]: exec latency of the real `tandem` plugin against the reference `ptp` +
 //!   `host-local` plugins, ADD and DEL, on one node with a warm agent.
 //! - [`pool`]: warm and empty-pool ADDs and pod bursts with real-cloud attach latency.
+//! - [`policy`]: security-group enforcement cost (Tandem's eBPF datapath vs iptables) on a
+//!   veth path, and the time to apply a 10,000-rule change.
 
 pub mod cni;
 pub mod cni_report;
+pub mod policy;
+mod policy_report;
+pub mod policy_rules;
+mod policy_topo;
+mod policy_traffic;
 pub mod pool;
 
 use std::time::Duration;
 
 pub use cni::{bench_cni, CniBenchOptions, CniBenchReport, PluginRun};
 pub use cni_report::Target;
+pub use policy::{bench_policy, PolicyBenchOptions, PolicyBenchReport};
 pub use pool::{bench_pool, PoolBenchOptions, PoolBenchReport};
 
 use crate::lab::{http::HttpError, netns::NetnsError, LabError};

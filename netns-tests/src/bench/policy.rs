@@ -1,0 +1,287 @@
+//! Issue 4's benchmark: TCP throughput, 64-byte UDP packet rate and new TCP connections per
+//! second across a veth path (peer → host namespace → pod, see `policy_topo`) with no policy,
+//! with Tandem's eBPF datapath holding N security-group rules, and with iptables holding the
+//! same N rules (stateless and stateful) in the host namespace's FORWARD chain; plus the wall
+//! time of `Datapath::apply` for a change of a 10,000-rule set. One table per run.
+//!
+//! Everything runs in namespaces named `<prefix>-*` and a private bpffs under
+//! `/run/tandem-bench-<prefix>`, removed on exit and on failure.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tandem_agent::policy::compile::{compile, CompiledPolicy};
+use tandem_agent::policy::datapath::{pin, ApplyBreakdown, Datapath, DatapathOptions};
+use tandem_agent::policy::{EndpointConfig, Role};
+
+use super::policy_report::{Measures, Row};
+use super::policy_rules::{self, IptablesMode, POD_IP};
+use super::policy_topo::{Topology, POD_MAC};
+use super::policy_traffic::{self, IperfServer};
+use super::BenchError;
+
+pub use super::policy_report::{ApplyReport, PolicyBenchReport};
+
+#[derive(Debug, Clone)]
+pub struct PolicyBenchOptions {
+    /// Seconds per measure and configuration.
+    pub secs: u32,
+    /// Rule counts of the Tandem and iptables rows.
+    pub rule_counts: Vec<usize>,
+    /// Include the iptables rows.
+    pub iptables: bool,
+    /// Size of the rule set whose change `apply` is timed, and how many changes.
+    pub apply_rules: usize,
+    pub apply_changes: usize,
+    /// Measure traffic (false: only the rule-set change).
+    pub traffic: bool,
+    /// Passes over all configurations; each cell is the median over the passes, which damps
+    /// the noise of a shared machine (passes interleave, so drift hits every row alike).
+    pub rounds: usize,
+}
+
+impl Default for PolicyBenchOptions {
+    fn default() -> Self {
+        PolicyBenchOptions {
+            secs: 3,
+            rule_counts: vec![10, 1_000, 10_000],
+            iptables: true,
+            apply_rules: 10_000,
+            apply_changes: 5,
+            traffic: true,
+            rounds: 3,
+        }
+    }
+}
+
+impl PolicyBenchOptions {
+    /// The CI smoke test: 1 s per cell, 10 and 1,000 rules.
+    pub fn quick() -> Self {
+        PolicyBenchOptions {
+            secs: 1,
+            rule_counts: vec![10, 1_000],
+            iptables: true,
+            apply_rules: 10_000,
+            apply_changes: 2,
+            traffic: true,
+            rounds: 1,
+        }
+    }
+}
+
+/// What one row enforces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Config {
+    NoPolicy,
+    Tandem(usize),
+    Iptables(IptablesMode, usize),
+}
+
+/// A private bpffs, unmounted and removed on drop.
+struct PinRoot {
+    dir: PathBuf,
+    root: PathBuf,
+}
+
+impl Drop for PinRoot {
+    fn drop(&mut self) {
+        if pin::is_bpffs(&self.root).unwrap_or(false) {
+            if let Err(e) = pin::unmount(&self.root) {
+                tracing::warn!("policy bench: cannot unmount {}: {e}", self.root.display());
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn preflight() -> Result<(), BenchError> {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(BenchError::Options(
+            "the policy benchmark needs root".into(),
+        ));
+    }
+    for (tool, pkg) in [
+        ("iperf3", "iperf3"),
+        ("iptables-restore", "iptables"),
+        ("ss", "iproute2"),
+    ] {
+        let found = std::process::Command::new("which")
+            .arg(tool)
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Err(BenchError::MissingTool {
+                tool: tool.into(),
+                advice: format!("apt-get install {pkg} (scripts/install-deps.sh)"),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Run every configuration in a fresh path, then time rule-set changes.
+pub fn bench_policy(opts: &PolicyBenchOptions) -> Result<PolicyBenchReport, BenchError> {
+    preflight()?;
+    let prefix = format!("tpb{:05x}", rand::random::<u32>() & 0xfffff);
+    let dir = PathBuf::from(format!("/run/tandem-bench-{prefix}"));
+    let pins = PinRoot {
+        root: dir.join("bpf"),
+        dir,
+    };
+    let load_before = load_average();
+    let mut dp = Datapath::open(DatapathOptions::new(&pins.root)).map_err(dp_error)?;
+    let mut configs = vec![Config::NoPolicy];
+    configs.extend(opts.rule_counts.iter().map(|&n| Config::Tandem(n)));
+    let modes = [IptablesMode::Stateless, IptablesMode::Stateful];
+    for mode in modes.into_iter().filter(|_| opts.iptables) {
+        configs.extend(opts.rule_counts.iter().map(|&n| Config::Iptables(mode, n)));
+    }
+    let configs: Vec<Config> = configs.into_iter().filter(|_| opts.traffic).collect();
+    let mut passes: Vec<Vec<Row>> = vec![Vec::new(); configs.len()];
+    for round in 0..opts.rounds.max(1) {
+        for (i, &config) in configs.iter().enumerate() {
+            tracing::info!("policy bench: round {round}, {config:?}");
+            passes[i].push(run_config(&mut dp, &prefix, config, opts.secs)?);
+        }
+    }
+    let rows = passes.into_iter().map(Row::median).collect();
+    let apply = [Spread::OnePolicy, Spread::Groups(10)]
+        .into_iter()
+        .map(|spread| time_changes(&mut dp, opts.apply_rules, spread, opts.apply_changes))
+        .collect::<Result<Vec<_>, _>>()?;
+    drop(dp);
+    drop(pins);
+    Ok(PolicyBenchReport {
+        prefix,
+        secs: opts.secs,
+        rounds: opts.rounds.max(1),
+        rows,
+        apply,
+        load_before,
+        load_after: load_average(),
+    })
+}
+
+fn dp_error(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Options(format!("datapath: {e}"))
+}
+
+fn run_config(
+    dp: &mut Datapath,
+    prefix: &str,
+    config: Config,
+    secs: u32,
+) -> Result<Row, BenchError> {
+    let topo = Topology::up(prefix)?;
+    let start = Instant::now();
+    let setup = match config {
+        Config::NoPolicy => None,
+        Config::Tandem(n) => {
+            let compiled = compile(&policy_rules::policy_input(&policy_rules::rules(n, 0)))
+                .map_err(dp_error)?;
+            let t = Instant::now();
+            dp.apply(&compiled).map_err(dp_error)?;
+            let applied = t.elapsed();
+            let cfg = endpoint();
+            let ifx = topo.hpod_ifindex;
+            Topology::within(&topo.host, || dp.attach_endpoint(ifx, &cfg))?.map_err(dp_error)?;
+            Some(applied)
+        }
+        Config::Iptables(mode, n) => {
+            let script = policy_rules::iptables_script(&policy_rules::rules(n, 0), mode);
+            topo.iptables_restore(&script)?;
+            Some(start.elapsed())
+        }
+    };
+    let measured = measure(&topo, secs);
+    if let Config::Tandem(_) = config {
+        dp.detach_endpoint(topo.hpod_ifindex).map_err(dp_error)?;
+    }
+    Ok(Row {
+        config,
+        setup,
+        measures: measured?,
+    })
+}
+
+fn measure(topo: &Topology, secs: u32) -> Result<Measures, BenchError> {
+    let server = IperfServer::start(topo)?;
+    let tcp_gbps = policy_traffic::tcp_gbps(topo, secs)?;
+    let udp_kpps = policy_traffic::udp_kpps(topo, secs)?;
+    drop(server);
+    let conn = policy_traffic::conn_rate(topo, secs)?;
+    Ok(Measures {
+        tcp_gbps,
+        udp_kpps,
+        conn_per_sec: conn.per_sec,
+        conn_failed: conn.failed,
+    })
+}
+
+fn endpoint() -> EndpointConfig {
+    EndpointConfig {
+        endpoint_id: 1,
+        role: Role::Tenant {
+            policy_id: policy_rules::spec().id(),
+        },
+        ip: POD_IP,
+        mac: POD_MAC,
+        audit: false,
+        recheck: false,
+    }
+}
+
+/// How the changed rules are spread: one policy, or `groups` groups in as many policies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Spread {
+    OnePolicy,
+    Groups(usize),
+}
+
+/// Alternate between two `n`-rule sets that differ in every rule but the matching three;
+/// each `apply` after the first is a change.
+fn time_changes(
+    dp: &mut Datapath,
+    n: usize,
+    spread: Spread,
+    changes: usize,
+) -> Result<ApplyReport, BenchError> {
+    let input = |v| {
+        let rules = policy_rules::rules(n, v);
+        match spread {
+            Spread::OnePolicy => policy_rules::policy_input(&rules),
+            Spread::Groups(g) => policy_rules::spread_input(&rules, g),
+        }
+    };
+    let t = Instant::now();
+    let sets: Vec<CompiledPolicy> = (0..2)
+        .map(|v| compile(&input(v)))
+        .collect::<Result<_, _>>()
+        .map_err(dp_error)?;
+    let compile_each = t.elapsed() / 2;
+    dp.apply(&sets[0]).map_err(dp_error)?;
+    let mut runs: Vec<(Duration, ApplyBreakdown)> = Vec::new();
+    for i in 0..changes.max(1) {
+        let t = Instant::now();
+        dp.apply(&sets[(i + 1) % 2]).map_err(dp_error)?;
+        let wall = t.elapsed();
+        runs.push((wall, dp.last_apply().unwrap_or_default()));
+    }
+    runs.sort_by_key(|r| r.0);
+    Ok(ApplyReport {
+        rules: n,
+        spread,
+        compile: compile_each,
+        median: runs[runs.len() / 2].0,
+        max: runs[runs.len() - 1].0,
+        changes: runs.len(),
+        breakdown: runs[runs.len() / 2].1,
+    })
+}
