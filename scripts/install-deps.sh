@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   clang-19 llvm-19 libbpf-dev bpftool   # the eBPF datapath (C, built by clang-19)
   iproute2 iputils-ping iptables        # the lab's namespaces and probes; iptables for baselines
+  iperf3                                # the policy benchmark (TCP throughput, UDP packet rate)
   containernetworking-plugins           # reference ptp + host-local, for the CNI benchmark
   podman runc busybox-static            # a real container runtime drives the plugin in a test
   make
