@@ -33,6 +33,10 @@ struct Cli {
     /// Fail when a target is missed.
     #[arg(long)]
     enforce_targets: bool,
+    /// Run the agents without the security-group datapath (no TCX attach per pod), to show
+    /// what enforcement costs an ADD and a DEL.
+    #[arg(long)]
+    without_security_groups: bool,
 }
 
 #[expect(clippy::print_stdout, reason = "the table is this command's output")]
@@ -50,6 +54,9 @@ fn main() -> anyhow::Result<ExitCode> {
         lab: LabOptions {
             bin_dir: cli.bin_dir,
             run_root: cli.run_root,
+            agent_extra: cli
+                .without_security_groups
+                .then(|| serde_json::json!({"bpfRoot": null})),
             ..LabOptions::default()
         },
         reference_dir: cli.reference_dir,

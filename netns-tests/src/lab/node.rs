@@ -86,6 +86,7 @@ pub fn write_files(
     extra: Option<&serde_json::Value>,
 ) -> Result<(), NodeError> {
     let dir = names.node_dir(&node.name);
+    let bpf_root = names.bpf_root(&node.name);
     // Structs, not `json!`: serde_json sorts map keys, and these files are read by people too.
     let agent = AgentFile {
         node: &node.name,
@@ -103,7 +104,9 @@ pub fn write_files(
             v_switch: "vsw-ctl",
             platform_cidrs: &[PLATFORM_CIDR],
         },
-        bpf_root: &names.bpf_root(&node.name),
+        bpf_root: extra
+            .is_none_or(|e| e.get("bpfRoot").is_none())
+            .then_some(bpf_root.as_path()),
         membership_dir: &names.config_dir(),
         pool,
         extra,
@@ -208,8 +211,10 @@ struct AgentFile<'a> {
     cloud: CloudFile<'a>,
     control: ControlFile<'a>,
     /// A bpffs per node (the agent mounts it; the lab's teardown unmounts it), so the two
-    /// agents' pinned maps never meet.
-    bpf_root: &'a Path,
+    /// agents' pinned maps never meet. Left out when `extra` sets `bpfRoot` itself (`null`:
+    /// no security-group datapath, for comparisons).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bpf_root: Option<&'a Path>,
     /// Each agent publishes its pods' groups here as `endpoints-<node>.yaml` and reads the
     /// other's.
     membership_dir: &'a Path,
