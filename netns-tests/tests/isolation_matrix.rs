@@ -82,6 +82,16 @@ impl World {
     }
 }
 
+/// Sets the flag when dropped, also while a failed assertion unwinds, so a scoped helper
+/// thread always ends and the lab is torn down instead of the test hanging.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Write `text` to `dir/name` atomically (the agent polls the directory).
 fn write_config(dir: &Path, name: &str, text: &str) -> Instant {
     let tmp = dir.join(format!(".{name}.tmp"));
@@ -154,6 +164,8 @@ fn up() -> Option<World> {
         ..LabOptions::default()
     })
     .expect("lab up");
+    // Interrupted (Ctrl-C, a timeout's SIGTERM): tear the lab down all the same.
+    tandem_lab::lab::teardown_on_signal(&lab);
     let pods = start_all(&lab, PODS).expect("start pods");
     let mut parties: Vec<Party> = pods.iter().map(|p| Party::Pod(p.party())).collect();
     parties.extend(isolation::lab::nodes(&lab));
@@ -359,6 +371,7 @@ fn agent_crash(w: &World) {
             }
             (rounds, wrong)
         });
+        let stopper = StopOnDrop(&stop);
         std::thread::sleep(Duration::from_millis(150));
         w.lab.kill_agent("n1").expect("SIGKILL agent n1");
         let t = Instant::now();
@@ -369,7 +382,7 @@ fn agent_crash(w: &World) {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        stop.store(true, Ordering::Relaxed);
+        drop(stopper);
         prober.join().unwrap()
     });
     assert!(wrong.is_empty(), "while n1's agent was killed: {wrong:?}");
@@ -492,6 +505,7 @@ fn membership_change(w: &World) {
             }
             glitches
         });
+        let stopper = StopOnDrop(&stop);
         std::thread::sleep(Duration::from_millis(100));
         let t0 = write_config(&w.config_dir(), "pod-umbrella-c.yaml", doc);
         eprintln!(
@@ -529,7 +543,7 @@ fn membership_change(w: &World) {
             t0,
         );
         std::thread::sleep(Duration::from_millis(200));
-        stop.store(true, Ordering::Relaxed);
+        drop(stopper);
         h.join().unwrap()
     });
     assert!(
