@@ -257,11 +257,15 @@ impl Gen<'_> {
                 ports: random_ports(self.rng),
             })
             .collect();
+        let exclude = (0..self.rng.random_range(0..2))
+            .map(|_| random_net(self.rng, &self.pool))
+            .collect();
         EnvironmentPolicy {
             name: "tenant".into(),
             kind,
             internal,
             egress_allow,
+            exclude,
         }
     }
 

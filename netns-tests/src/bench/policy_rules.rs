@@ -150,6 +150,7 @@ pub fn spec() -> PolicySpec {
             kind: Environment::Open,
             internal: Vec::new(),
             egress_allow: Vec::new(),
+            exclude: Vec::new(),
         },
     }
 }

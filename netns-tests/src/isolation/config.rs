@@ -139,6 +139,9 @@ impl LabPolicy {
             kind: t.environment,
             internal,
             egress_allow: t.egress_allow.clone(),
+            // As the agent does: the control vSwitch (nodes, control interfaces) is never
+            // reachable from a tenant interface.
+            exclude: self.vswitches.get("vsw-ctl").into_iter().copied().collect(),
         })
     }
 

@@ -54,7 +54,7 @@ impl Agent {
                 Err(_) => false,
             };
             if !back {
-                self.forget_eni(&i.eni_id, "it did not come back from the pod")
+                self.forget_eni(&i.eni_id, "it did not come back from the pod", false)
                     .await;
             }
         }

@@ -128,6 +128,13 @@ impl Agent {
             kind: t.spec.environment,
             internal,
             egress_allow: t.spec.egress_allow.clone(),
+            // The control vSwitch: the nodes' own addresses and the other pods' control
+            // interfaces are never a tenant's to reach, even in an open environment.
+            exclude: self
+                .vswitches
+                .get(&self.cfg.control.v_switch)
+                .map(|v| vec![v.cidr])
+                .unwrap_or_default(),
         }
     }
 

@@ -59,7 +59,7 @@ impl Agent {
         for e in free {
             let Ok(mac) = e.mac.parse() else { continue };
             if let Ok(None) = self.host.link_by_mac(mac).await {
-                self.forget_eni(&e.id, "its device is gone from the node")
+                self.forget_eni(&e.id, "its device is gone from the node", true)
                     .await;
             }
         }
@@ -67,13 +67,22 @@ impl Agent {
 
     /// Drop an ENI from the state at once (it is never handed out again), then detach and
     /// delete it in the cloud in the background.
-    pub(crate) async fn forget_eni(&self, eni_id: &str, why: &str) {
-        tracing::warn!(eni = %eni_id, why, "repair: giving the ENI back to the cloud");
+    pub(crate) async fn forget_eni(&self, eni_id: &str, why: &str, only_if_free: bool) {
         {
             let mut state = self.state.lock().await;
+            // The sweep saw the ENI free and its device gone; an ADD may have taken it (and
+            // moved its device into the pod) since: then it is not vanished but in use.
+            let in_use = state
+                .allocations
+                .values()
+                .any(|a| a.interfaces.iter().any(|i| i.eni_id == eni_id));
+            if only_if_free && in_use {
+                return;
+            }
             if state.enis.remove(eni_id).is_none() {
                 return;
             }
+            tracing::warn!(eni = %eni_id, why, "repair: giving the ENI back to the cloud");
             if let Err(e) = self.commit(&mut state) {
                 tracing::warn!(error = %e, "cannot commit");
             }

@@ -162,6 +162,10 @@ pub struct EnvironmentPolicy {
     pub kind: Environment,
     pub internal: Vec<Ipv4Net>,
     pub egress_allow: Vec<EgressAllow>,
+    /// Never reachable on egress, whatever the kind (a drop that wins over every allowance):
+    /// the control network, so a tenant interface is no side door to the nodes and their
+    /// kubelets.
+    pub exclude: Vec<Ipv4Net>,
 }
 
 /// The direction slot a rule lives in.
@@ -470,6 +474,16 @@ impl RuleTable {
                 what,
             },
         };
+        for c in &env.exclude {
+            let mut r = rule(
+                Peer::Cidr(c.trunc()),
+                Protocol::All,
+                (0, u16::MAX),
+                format!("excluded {c}"),
+            );
+            r.action = Action::Drop;
+            self.push(r);
+        }
         if env.kind == Environment::Open {
             let r = rule(
                 Peer::Cidr(Ipv4Net::default()),

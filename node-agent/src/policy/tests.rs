@@ -66,6 +66,7 @@ fn env(kind: Environment) -> EnvironmentPolicy {
         kind,
         internal: vec!["10.0.0.0/8".parse().unwrap()],
         egress_allow: vec![],
+        exclude: vec![],
     }
 }
 

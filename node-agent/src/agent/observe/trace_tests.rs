@@ -43,6 +43,7 @@ fn spec(group: &str, env: Environment) -> PolicySpec {
                 "192.168.100.0/24".parse().unwrap(),
             ],
             egress_allow: vec![],
+            exclude: vec![],
         },
     }
 }
