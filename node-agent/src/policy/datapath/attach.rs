@@ -149,7 +149,13 @@ fn attach_pinned(
             }
         };
         if let Ok(link) = sys::obj_get(&path) {
-            return sys::link_update(link.as_fd(), prog).map_err(link_err("link update"));
+            match sys::link_update(link.as_fd(), prog) {
+                // A pin left by a deleted device whose ifindex is being reused: replace it.
+                Err(e) if e.raw_os_error() == Some(libc::ENOLINK) => {
+                    let _ = std::fs::remove_file(&path);
+                }
+                other => return other.map_err(link_err("link update")),
+            }
         }
         let link = sys::tcx_link_create(prog, ifindex, hook.attach_type())
             .map_err(link_err("tcx attach"))?;
