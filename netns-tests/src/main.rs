@@ -128,6 +128,9 @@ enum BenchCmd {
         burst: usize,
         #[arg(long, env = "TANDEM_BIN_DIR")]
         bin_dir: Option<PathBuf>,
+        /// Agents without the security-group datapath: the pools alone.
+        #[arg(long)]
+        without_security_groups: bool,
     },
 }
 
@@ -195,6 +198,7 @@ fn main() -> anyhow::Result<()> {
                     warm_adds,
                     burst,
                     bin_dir,
+                    without_security_groups,
                 },
         } => {
             let opts = tandem_lab::bench::PoolBenchOptions {
@@ -203,6 +207,8 @@ fn main() -> anyhow::Result<()> {
                 burst,
                 lab: LabOptions {
                     bin_dir,
+                    agent_extra: without_security_groups
+                        .then(|| serde_json::json!({"bpfRoot": null})),
                     ..LabOptions::default()
                 },
             };
