@@ -82,10 +82,42 @@ impl UdsClient {
         path: &str,
         body: Bytes,
     ) -> Result<Bytes, ClientError> {
-        let http = |source| ClientError::Http {
+        let (resp, driver) = self.send(method, path, body).await?;
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|source| self.http_err(source))?
+            .to_bytes();
+        driver.abort();
+        Ok(body)
+    }
+
+    /// A GET whose answer streams (`/v1/monitor`): the response body, chunk by chunk.
+    pub async fn get_stream(&self, path: &str) -> Result<BodyStream, ClientError> {
+        let (resp, driver) = self.send(Method::GET, path, Bytes::new()).await?;
+        Ok(BodyStream {
+            body: resp.into_body(),
+            path: self.socket.clone(),
+            driver,
+        })
+    }
+
+    fn http_err(&self, source: hyper::Error) -> ClientError {
+        ClientError::Http {
             path: self.socket.clone(),
             source,
-        };
+        }
+    }
+
+    /// Connect, send, and return a 2xx response (a non-2xx one becomes
+    /// [`ClientError::Status`]) with the task driving its connection.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<(hyper::Response<hyper::body::Incoming>, Driver), ClientError> {
         let stream =
             UnixStream::connect(&self.socket)
                 .await
@@ -95,7 +127,7 @@ impl UdsClient {
                 })?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(http)?;
+            .map_err(|source| self.http_err(source))?;
         let driver = tokio::spawn(conn);
         let req = Request::builder()
             .method(method)
@@ -104,48 +136,18 @@ impl UdsClient {
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .body(Full::new(body))
             .expect("a request from a valid method and path");
-        let resp = sender.send_request(req).await.map_err(http)?;
-        let status = resp.status();
-        let body = resp.into_body().collect().await.map_err(http)?.to_bytes();
-        drop(sender);
-        driver.abort();
-        if !status.is_success() {
-            return Err(ClientError::Status {
-                path: self.socket.clone(),
-                status,
-                body,
-            });
-        }
-        Ok(body)
-    }
-
-    /// A GET whose answer streams (`/v1/monitor`): the response body, chunk by chunk.
-    pub async fn get_stream(&self, path: &str) -> Result<BodyStream, ClientError> {
-        let http = |source| ClientError::Http {
-            path: self.socket.clone(),
-            source,
-        };
-        let stream =
-            UnixStream::connect(&self.socket)
-                .await
-                .map_err(|source| ClientError::Connect {
-                    path: self.socket.clone(),
-                    source,
-                })?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let resp = sender
+            .send_request(req)
             .await
-            .map_err(http)?;
-        let driver = tokio::spawn(conn);
-        let req = Request::builder()
-            .method(Method::GET)
-            .uri(path)
-            .header(hyper::header::HOST, "localhost")
-            .body(Full::new(Bytes::new()))
-            .expect("a request from a valid method and path");
-        let resp = sender.send_request(req).await.map_err(http)?;
+            .map_err(|source| self.http_err(source))?;
         let status = resp.status();
         if !status.is_success() {
-            let body = resp.into_body().collect().await.map_err(http)?.to_bytes();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|source| self.http_err(source))?
+                .to_bytes();
             driver.abort();
             return Err(ClientError::Status {
                 path: self.socket.clone(),
@@ -153,19 +155,17 @@ impl UdsClient {
                 body,
             });
         }
-        Ok(BodyStream {
-            body: resp.into_body(),
-            path: self.socket.clone(),
-            driver,
-        })
+        Ok((resp, driver))
     }
 }
+
+type Driver = tokio::task::JoinHandle<Result<(), hyper::Error>>;
 
 /// The body of a streamed answer; dropping it closes the connection.
 pub struct BodyStream {
     body: hyper::body::Incoming,
     path: PathBuf,
-    driver: tokio::task::JoinHandle<Result<(), hyper::Error>>,
+    driver: Driver,
 }
 
 impl BodyStream {
