@@ -83,14 +83,9 @@ impl UdsClient {
         body: Bytes,
     ) -> Result<Bytes, ClientError> {
         let (resp, driver) = self.send(method, path, body).await?;
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|source| self.http_err(source))?
-            .to_bytes();
+        let body = self.whole_body(resp).await;
         driver.abort();
-        Ok(body)
+        body
     }
 
     /// A GET whose answer streams (`/v1/monitor`): the response body, chunk by chunk.
@@ -101,6 +96,18 @@ impl UdsClient {
             path: self.socket.clone(),
             driver,
         })
+    }
+
+    async fn whole_body(
+        &self,
+        resp: hyper::Response<hyper::body::Incoming>,
+    ) -> Result<Bytes, ClientError> {
+        Ok(resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|source| self.http_err(source))?
+            .to_bytes())
     }
 
     fn http_err(&self, source: hyper::Error) -> ClientError {
@@ -142,12 +149,7 @@ impl UdsClient {
             .map_err(|source| self.http_err(source))?;
         let status = resp.status();
         if !status.is_success() {
-            let body = resp
-                .into_body()
-                .collect()
-                .await
-                .map_err(|source| self.http_err(source))?
-                .to_bytes();
+            let body = self.whole_body(resp).await?;
             driver.abort();
             return Err(ClientError::Status {
                 path: self.socket.clone(),

@@ -1,13 +1,12 @@
-//! A minimal HTTP/1.1 client over a unix socket (hyper 1), shared by the vpcsim client and the
-//! agent readiness check, plus a way to drive async code from sync code anywhere.
+//! Requests to the lab's unix-socket servers (vpcsim, the agents) through the project's client
+//! (`tandem_common::http`), answering the status of every reply instead of failing on non-2xx,
+//! plus a way to drive async code from sync code anywhere.
 
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
+use hyper::{Method, StatusCode};
+use tandem_common::http::{ClientError, UdsClient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -23,11 +22,6 @@ pub enum HttpError {
         path: String,
         source: hyper::Error,
     },
-    #[error("build request {path}: {source}")]
-    Request {
-        path: String,
-        source: hyper::http::Error,
-    },
 }
 
 /// One request on a fresh connection; returns the status and the whole body.
@@ -37,44 +31,25 @@ pub async fn request(
     path: &str,
     body: Option<Vec<u8>>,
 ) -> Result<(StatusCode, Bytes), HttpError> {
-    let stream = UnixStream::connect(socket)
+    let client = UdsClient::new(socket);
+    match client
+        .call(method.clone(), path, Bytes::from(body.unwrap_or_default()))
         .await
-        .map_err(|source| HttpError::Connect {
+    {
+        Ok(body) => Ok((StatusCode::OK, body)),
+        Err(ClientError::Status { status, body, .. }) => Ok((status, body)),
+        Err(ClientError::Connect { source, .. }) => Err(HttpError::Connect {
             socket: socket.to_owned(),
             source,
-        })?;
-    let http_err = |source| HttpError::Http {
-        socket: socket.to_owned(),
-        method: method.clone(),
-        path: path.to_owned(),
-        source,
-    };
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(http_err)?;
-    tokio::spawn(conn);
-    let mut builder = Request::builder()
-        .method(method.clone())
-        .uri(path)
-        .header("host", "localhost");
-    if body.is_some() {
-        builder = builder.header("content-type", "application/json");
-    }
-    let req = builder
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
-        .map_err(|source| HttpError::Request {
+        }),
+        Err(ClientError::Http { source, .. }) => Err(HttpError::Http {
+            socket: socket.to_owned(),
+            method,
             path: path.to_owned(),
             source,
-        })?;
-    let resp = sender.send_request(req).await.map_err(http_err)?;
-    let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map_err(http_err)?
-        .to_bytes();
-    Ok((status, bytes))
+        }),
+        Err(ClientError::Decode { .. }) => unreachable!("call does not decode"),
+    }
 }
 
 /// Run a future to completion on a fresh thread with its own runtime, so sync lab code can
