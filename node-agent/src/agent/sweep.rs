@@ -99,7 +99,8 @@ impl Agent {
         });
     }
 
-    /// Delete ENIs tagged for this node that stayed unattached past the grace period.
+    /// Detach ENIs tagged for this node that are attached but no longer held (a release whose
+    /// detach failed), and delete those that stayed unattached past the grace period.
     pub(crate) async fn sweep_leaked_enis(&self) {
         let filter = DescribeEnisRequest {
             tags: [
@@ -114,7 +115,24 @@ impl Agent {
             return;
         };
         let cutoff = now_ms().saturating_sub(self.cfg.leaked_eni_grace_secs * 1000);
+        // While an ENI is being created and attached it is attached but not yet in the state.
+        let creating = self.pending_enis.load(std::sync::atomic::Ordering::SeqCst) > 0;
+        let known: std::collections::BTreeSet<String> =
+            self.state.lock().await.enis.keys().cloned().collect();
         for e in enis {
+            let ours = e
+                .attachment
+                .as_ref()
+                .is_some_and(|a| a.instance_id == self.cfg.instance_id);
+            if ours && !creating && !known.contains(&e.id) {
+                // Released (or forgotten) but its detach failed: finish the release; the next
+                // sweep deletes it once it is unattached.
+                tracing::warn!(eni = %e.id, "detaching an ENI the agent no longer holds");
+                if let Err(err) = self.cloud.detach_eni(&e.id).await {
+                    tracing::warn!(eni = %e.id, error = %err, "cannot detach a released ENI");
+                }
+                continue;
+            }
             if e.attachment.is_none() && e.created_at_ms <= cutoff {
                 tracing::warn!(eni = %e.id, "deleting a leaked ENI (created, never attached)");
                 if let Err(err) = self.cloud.delete_eni(&e.id).await {
