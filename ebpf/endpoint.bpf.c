@@ -1,6 +1,6 @@
-/* The host side of a pod interface. Attached with TCX to the host veth:
- *   tcx ingress -> from_pod (packets the pod sends)
- *   tcx egress  -> to_pod   (packets delivered to the pod)
+/* Every pod interface, attached with TCX where the pod's packets pass:
+ *   host veth (node netns):     tcx ingress -> from_pod, tcx egress -> to_pod
+ *   exclusive ENI (pod netns):  tcx egress  -> from_pod, tcx ingress -> to_pod
  * Order: endpoint entry (strict start) -> anti-spoofing -> control or tenant policy. */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>

@@ -6,8 +6,7 @@
 
 #include <linux/types.h>
 
-/* Direction slot of a policy key. Ingress = towards the pod (tcx egress of the host veth),
- * egress = from the pod (tcx ingress); ENV holds the tenant environment's egress rules, which
+/* Direction slot of a policy key. Ingress = towards the pod, egress = from the pod; ENV holds the tenant environment's egress rules, which
  * must allow a new egress flow as well as the security groups. */
 #define TANDEM_DIR_INGRESS 0
 #define TANDEM_DIR_EGRESS 1
@@ -31,7 +30,7 @@
 #define TANDEM_MAX_RULES 65536
 #define TANDEM_MAX_IDENTITY 0xffffff /* identities share a 32-bit word with the direction */
 
-/* endpoints: host-veth ifindex -> this. */
+/* endpoints: ifindex (host veth, or exclusive ENI) -> this. */
 struct endpoint_config {
 	__u32 endpoint_id;
 	__u32 policy_id;

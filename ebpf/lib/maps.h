@@ -7,8 +7,10 @@
 #include <bpf/bpf_helpers.h>
 #include "abi.h"
 
-/* Per-endpoint config, keyed by host-veth ifindex. No entry: every packet is dropped, which
- * is how strict start works (write the entry, then set the link up). */
+/* Per-endpoint config, keyed by ifindex: of the host veth, or of the exclusive ENI, which
+ * keeps its node ifindex inside the pod (so keys stay unique across namespaces). No entry:
+ * every packet is dropped, which is how strict start works (write the entry, then set the
+ * link up). */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);

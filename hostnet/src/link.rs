@@ -193,10 +193,13 @@ impl Netlink {
     }
 
     /// `ip link set dev INDEX netns NS name NAME`: move (and rename) a device into a namespace.
+    /// It keeps its ifindex there (IFLA_NEW_IFINDEX), or the move fails (EEXIST): ifindexes
+    /// of devices that came from one namespace stay unique, wherever they are.
     pub async fn move_to_netns(&self, index: u32, ns: &NetNs, new_name: &str) -> Result<()> {
         let msg = LinkUnspec::new_with_index(index)
             .setns_by_fd(ns.raw_fd())
             .name(new_name.to_string())
+            .append_extra_attribute(LinkAttribute::NewIfIndex(index as i32))
             .build();
         self.handle.link().set(msg).execute().await.map_err(|e| {
             HostnetError::netlink(

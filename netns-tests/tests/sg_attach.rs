@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use nix::sched::{setns, CloneFlags};
-use tandem_agent::policy::datapath::{pin, Datapath, DatapathOptions};
+use tandem_agent::policy::datapath::{pin, Datapath, DatapathOptions, Site};
 use tandem_agent::policy::{EndpointConfig, Role};
 
 struct Lab {
@@ -96,10 +96,12 @@ fn attach_adopt_detach() {
     };
     in_netns(&lab.netns, || {
         let mut dp = Datapath::open(DatapathOptions::new(&root)).expect("open");
-        dp.attach_endpoint(ifx, &cfg).expect("attach");
-        dp.attach_endpoint(ifx, &cfg).expect("attach is idempotent");
+        dp.attach_endpoint(ifx, Site::HostVeth, &cfg)
+            .expect("attach");
+        dp.attach_endpoint(ifx, Site::HostVeth, &cfg)
+            .expect("attach is idempotent");
     });
-    assert_eq!(pins(), [format!("{ifx}-egress"), format!("{ifx}-ingress")]);
+    assert_eq!(pins(), [format!("{ifx}-from_pod"), format!("{ifx}-to_pod")]);
     let show = Command::new("bpftool")
         .args(["link", "show"])
         .output()

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tandem_agent::policy::compile::{compile, CompiledPolicy};
-use tandem_agent::policy::datapath::{pin, ApplyBreakdown, Datapath, DatapathOptions};
+use tandem_agent::policy::datapath::{pin, ApplyBreakdown, Datapath, DatapathOptions, Site};
 use tandem_agent::policy::{EndpointConfig, Role};
 
 use super::policy_report::{Measures, Row};
@@ -181,6 +181,7 @@ fn run_config(
 ) -> Result<Row, BenchError> {
     let topo = Topology::up(prefix)?;
     let start = Instant::now();
+    let mut attached = None;
     let setup = match config {
         Config::NoPolicy => None,
         Config::Tandem(n) => {
@@ -191,7 +192,9 @@ fn run_config(
             let applied = t.elapsed();
             let cfg = endpoint();
             let ifx = topo.hpod_ifindex;
-            Topology::within(&topo.host, || dp.attach_endpoint(ifx, &cfg))?.map_err(dp_error)?;
+            Topology::within(&topo.host, || dp.attach_endpoint(ifx, Site::HostVeth, &cfg))?
+                .map_err(dp_error)?;
+            attached = Some(ifx);
             Some(applied)
         }
         Config::Iptables(mode, n) => {
@@ -201,8 +204,8 @@ fn run_config(
         }
     };
     let measured = measure(&topo, secs);
-    if let Config::Tandem(_) = config {
-        dp.detach_endpoint(topo.hpod_ifindex).map_err(dp_error)?;
+    if let Some(ifx) = attached {
+        dp.detach_endpoint(ifx).map_err(dp_error)?;
     }
     Ok(Row {
         config,

@@ -63,7 +63,7 @@ impl Agent {
         // The allocation becomes durable while the pod is wired; ADD answers only when both
         // are done. A crash in between leaves either a durable allocation whose wiring the
         // start-up repair redoes, or wiring no allocation explains, which it removes.
-        let enforce = |veths: &[(usize, &PodInterface, u32)]| self.enforce(&alloc, veths);
+        let enforce = |pod: &NetNs, wired: &[wiring::Wired<'_>]| self.enforce(&alloc, pod, wired);
         let (wired, durable) = tokio::join!(
             wiring::setup(
                 &self.host,

@@ -196,9 +196,8 @@ impl Agent {
                     tracing::warn!(error = %e, "repair teardown");
                 }
                 self.unenforce(a);
-                let enforce = |veths: &[(usize, &tandem_common::api::PodInterface, u32)]| {
-                    self.enforce(a, veths)
-                };
+                let enforce =
+                    |pod: &NetNs, wired: &[wiring::Wired<'_>]| self.enforce(a, pod, wired);
                 wiring::setup(&self.host, &pod, &shared, a.link_group, &enforce).await?;
             }
         }

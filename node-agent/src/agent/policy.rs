@@ -10,16 +10,18 @@ use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use tandem_common::api::{PodInterface, PodRef, Role as IfaceRole};
+use tandem_hostnet::NetNs;
 use tokio::sync::Notify;
 
 use super::Agent;
 use crate::error::{AgentError, AgentResult};
 use crate::model::{EndpointSpec, Model, TenantNetwork};
 use crate::policy::compile::{self, PolicyInput, PolicySpec};
-use crate::policy::datapath::{Datapath, DatapathOptions, Hook};
+use crate::policy::datapath::{Datapath, DatapathOptions, Hook, Site};
 use crate::policy::model::EnvironmentPolicy;
 use crate::policy::{ControlClass, EndpointConfig, Role};
 use crate::state::{Allocation, State, LINK_GROUP_BASE};
+use crate::wiring::Wired;
 
 /// Coalesce bursts of changes (a config write, a few ADDs) into one compile.
 const DEBOUNCE: Duration = Duration::from_millis(10);
@@ -29,7 +31,8 @@ pub struct Enforcement {
     pub(crate) dp: Mutex<Datapath>,
     /// Attaches without holding `dp`.
     kit: crate::policy::datapath::AttachKit,
-    /// Host veth name → ifindex of every enforced interface.
+    /// Node-side name (host veth, or the exclusive ENI's name on the node) → ifindex of every
+    /// enforced interface (an exclusive ENI keeps its node ifindex inside the pod).
     pub(crate) ifindex: Mutex<BTreeMap<String, u32>>,
     /// Wakes the recompile task.
     pub(crate) dirty: Notify,
@@ -52,49 +55,65 @@ impl Enforcement {
         self.dp.lock().expect("datapath lock")
     }
 
-    /// Enforce on host veths that are still down: endpoint entries first (an attached link
-    /// without one drops everything), then the programs on every hook.
-    pub(crate) fn attach_all(&self, entries: &[(&str, u32, EndpointConfig)]) -> AgentResult<()> {
+    /// Enforce on interfaces that are still down: endpoint entries first (an attached link
+    /// without one drops everything), then the programs on every hook. Host veths are
+    /// attached from here (the node netns); devices inside the pod from a thread in `pod`.
+    pub(crate) fn attach_all(&self, pod: &NetNs, entries: &[Entry<'_>]) -> AgentResult<()> {
         {
             let mut dp = self.dp();
-            for (name, ifindex, cfg) in entries {
-                dp.set_endpoint(*ifindex, cfg)
-                    .map_err(|e| AgentError::Policy(format!("endpoint of {name}: {e}")))?;
+            for e in entries {
+                dp.set_endpoint(e.ifindex, &e.cfg)
+                    .map_err(|err| AgentError::Policy(format!("endpoint of {}: {err}", e.name)))?;
             }
         }
         // Each TCX attach waits for an RCU grace period under RTNL (~10–15 ms here), so
         // they cannot overlap; they run without holding `dp`, so recompiles and other pods'
         // entries proceed meanwhile.
-        let attach = || {
-            for (name, ifindex, _) in entries {
-                for hook in Hook::ALL {
-                    self.kit
-                        .attach(*ifindex, hook)
-                        .map_err(|e| AgentError::Policy(format!("attach to {name}: {e}")))?;
-                }
+        let attach = |e: &Entry<'_>| {
+            for hook in Hook::ALL {
+                self.kit
+                    .attach(e.ifindex, e.site, hook)
+                    .map_err(|err| AgentError::Policy(format!("attach to {}: {err}", e.name)))?;
             }
             Ok::<(), AgentError>(())
         };
-        tokio::task::block_in_place(attach)?;
+        tokio::task::block_in_place(|| {
+            for e in entries {
+                match e.site {
+                    Site::HostVeth => attach(e)?,
+                    Site::PodDevice => pod
+                        .run(|| attach(e))
+                        .map_err(|err| AgentError::Policy(format!("enter the pod: {err}")))??,
+                }
+            }
+            Ok::<(), AgentError>(())
+        })?;
         let mut idx = self.ifindex.lock().expect("ifindex lock");
-        for (name, ifindex, _) in entries {
-            idx.insert(name.to_string(), *ifindex);
+        for e in entries {
+            idx.insert(e.name.to_string(), e.ifindex);
         }
         Ok(())
     }
 
-    pub(crate) fn detach(&self, host_ifname: &str) {
-        let idx = self
-            .ifindex
-            .lock()
-            .expect("ifindex lock")
-            .remove(host_ifname);
+    /// Stop enforcing on an interface (by its node-side name).
+    pub(crate) fn detach(&self, name: &str) {
+        let idx = self.ifindex.lock().expect("ifindex lock").remove(name);
         if let Some(idx) = idx {
             if let Err(e) = self.dp().detach_endpoint(idx) {
-                tracing::warn!(link = host_ifname, error = %e, "detach of the datapath failed");
+                tracing::warn!(link = name, error = %e, "detach of the datapath failed");
             }
         }
     }
+}
+
+/// One interface to enforce on.
+pub(crate) struct Entry<'a> {
+    /// Node-side name: the host veth, or the exclusive ENI's name on the node.
+    pub name: &'a str,
+    /// In the netns of `site`.
+    pub ifindex: u32,
+    pub site: Site,
+    pub cfg: EndpointConfig,
 }
 
 /// Unique per interface on the node: from the allocation's link group and the slot.
@@ -286,11 +305,12 @@ impl Agent {
             .collect()
     }
 
-    /// The `wiring::setup` hook: enforce on a pod's host veths before they come up.
+    /// The `wiring::setup` hook: enforce on a pod's interfaces before they come up.
     pub(crate) fn enforce(
         &self,
         alloc: &Allocation,
-        veths: &[(usize, &PodInterface, u32)],
+        pod: &NetNs,
+        wired: &[Wired<'_>],
     ) -> AgentResult<()> {
         let Some(enf) = self.enforcement() else {
             return Ok(());
@@ -301,20 +321,22 @@ impl Agent {
                 .map(|s| s.id())
                 .unwrap_or(0)
         };
-        let entries: Vec<_> = veths
+        let entries: Vec<_> = wired
             .iter()
-            .map(|(slot, i, ifindex)| {
-                let cfg = self.endpoint_config(alloc.link_group, *slot, i, policy_id);
-                (i.host_ifname.as_str(), *ifindex, cfg)
+            .map(|w| Entry {
+                name: w.iface.host_ifname.as_str(),
+                ifindex: w.ifindex,
+                site: w.site,
+                cfg: self.endpoint_config(alloc.link_group, w.slot, w.iface, policy_id),
             })
             .collect();
-        enf.attach_all(&entries)
+        enf.attach_all(pod, &entries)
     }
 
-    /// Stop enforcing on a pod's host veths (before they are deleted).
+    /// Stop enforcing on a pod's interfaces (after they are deleted, or out of the pod).
     pub(crate) fn unenforce(&self, alloc: &Allocation) {
         if let Some(enf) = self.enforcement() {
-            for i in alloc.interfaces.iter().filter(|i| !i.exclusive) {
+            for i in &alloc.interfaces {
                 enf.detach(&i.host_ifname);
             }
         }
@@ -342,27 +364,36 @@ impl Agent {
             return Ok(());
         };
         self.set_control_peers().await?;
-        let names: Vec<String> = {
+        let allocs: Vec<Allocation> = {
             let state = self.state.lock().await;
-            state
-                .allocations
-                .values()
-                .flat_map(|a| {
-                    a.interfaces
-                        .iter()
-                        .filter(|i| !i.exclusive)
-                        .map(|i| i.host_ifname.clone())
-                })
-                .collect()
+            state.allocations.values().cloned().collect()
         };
-        for n in names {
-            if let Ok(Some(l)) = self.host.link_by_name(&n).await {
-                enf.ifindex.lock().expect("ifindex lock").insert(n, l.index);
+        for a in &allocs {
+            for i in &a.interfaces {
+                if let Some(ifindex) = self.find_enforced(a, i).await {
+                    enf.ifindex
+                        .lock()
+                        .expect("ifindex lock")
+                        .insert(i.host_ifname.clone(), ifindex);
+                }
             }
         }
         self.recompile(None).await?;
         self.publish_membership().await;
         Ok(())
+    }
+
+    /// The ifindex of a running pod's interface: its host veth on the node, or the exclusive
+    /// ENI in the pod's netns (found by MAC). `None` when it is gone.
+    async fn find_enforced(&self, a: &Allocation, i: &PodInterface) -> Option<u32> {
+        if !i.exclusive {
+            let l = self.host.link_by_name(&i.host_ifname).await.ok()??;
+            return Some(l.index);
+        }
+        let pod = NetNs::open(&a.netns).ok()?;
+        let mac = i.mac.parse().ok()?;
+        let l = pod.netlink().await.ok()?.link_by_mac(mac).await.ok()??;
+        Some(l.index)
     }
 
     /// Recompile whenever the model or the membership changed.

@@ -13,7 +13,7 @@ mod setup;
 mod teardown;
 
 pub use check::check;
-pub use setup::{setup, Enforce};
+pub use setup::{setup, Enforce, Wired};
 pub use teardown::{teardown, Namespaces};
 
 use ipnet::Ipv4Net;

@@ -7,11 +7,21 @@ use tandem_hostnet::{sysctl, Mac, NetNs, Netlink};
 
 use super::{host32, host_rules, pod_rule};
 use crate::error::{AgentError, AgentResult};
+use crate::policy::datapath::Site;
 
-/// Called once with every (slot, interface, host ifindex) after the host veths exist and
+/// A pod interface that exists and is still down.
+pub struct Wired<'a> {
+    pub slot: usize,
+    pub iface: &'a PodInterface,
+    /// The host veth's ifindex on the node, or the exclusive ENI's inside the pod.
+    pub ifindex: u32,
+    pub site: Site,
+}
+
+/// Called once with every interface of the pod (and the pod's netns) after they exist and
 /// before any comes up: enforcement goes in first, so an interface never carries a packet
-/// unpoliced. All of a pod's interfaces at once, so their attaches can run in parallel.
-pub type Enforce<'a> = dyn Fn(&[(usize, &PodInterface, u32)]) -> AgentResult<()> + Sync + 'a;
+/// unpoliced.
+pub type Enforce<'a> = dyn Fn(&NetNs, &[Wired<'_>]) -> AgentResult<()> + Sync + 'a;
 
 /// Wire every interface of `ifaces` between the node (`host`) and the pod netns.
 pub async fn setup(
@@ -35,17 +45,26 @@ pub async fn setup(
             .await
             .map_err(AgentError::wiring("set lo up in the pod"))?;
     }
-    let mut veths = Vec::new();
-    for (slot, i) in ifaces.iter().enumerate() {
-        if i.exclusive {
-            move_eni_in(host, pod, i).await?;
+    let mut wired = Vec::new();
+    // Exclusive ENIs first: the pod netns holds nothing but lo yet, so each keeps its ifindex.
+    let mut order: Vec<(usize, &PodInterface)> = ifaces.iter().enumerate().collect();
+    order.sort_by_key(|(_, i)| !i.exclusive);
+    for (slot, i) in order {
+        let (ifindex, site) = if i.exclusive {
+            (move_eni_in(host, pod, &pod_nl, i).await?, Site::PodDevice)
         } else {
-            veths.push((slot, i, create_veth(host, pod, i, link_group).await?));
-        }
+            (create_veth(host, pod, i, link_group).await?, Site::HostVeth)
+        };
+        wired.push(Wired {
+            slot,
+            iface: i,
+            ifindex,
+            site,
+        });
     }
-    enforce(&veths)?;
-    for (_, i, index) in &veths {
-        finish_host_side(host, i, *index).await?;
+    enforce(pod, &wired)?;
+    for w in wired.iter().filter(|w| w.site == Site::HostVeth) {
+        finish_host_side(host, w.iface, w.ifindex).await?;
     }
     for i in ifaces {
         setup_pod_side(&pod_nl, i).await?;
@@ -53,8 +72,14 @@ pub async fn setup(
     Ok(())
 }
 
-/// Exclusive mode: `ip link set <eni> netns <pod> name <ifname>`, as `host-device` does.
-async fn move_eni_in(host: &Netlink, pod: &NetNs, i: &PodInterface) -> AgentResult<()> {
+/// Exclusive mode: `ip link set <eni> netns <pod> name <ifname>`, as `host-device` does. The
+/// move takes the ENI down; returns its ifindex inside the pod.
+async fn move_eni_in(
+    host: &Netlink,
+    pod: &NetNs,
+    pod_nl: &Netlink,
+    i: &PodInterface,
+) -> AgentResult<u32> {
     let w = |what: &str| AgentError::wiring(format!("{what} ENI {} ({})", i.eni_id, i.host_ifname));
     let link = host
         .link_by_mac(mac(&i.host_mac)?)
@@ -68,7 +93,15 @@ async fn move_eni_in(host: &Netlink, pod: &NetNs, i: &PodInterface) -> AgentResu
         })?;
     host.move_to_netns(link.index, pod, &i.ifname)
         .await
-        .map_err(w("move into the pod"))
+        .map_err(w("move into the pod"))?;
+    let moved = pod_nl
+        .link_by_name(&i.ifname)
+        .await
+        .map_err(w("look up in the pod"))?
+        .ok_or_else(|| {
+            AgentError::Internal(format!("ENI {} did not appear in the pod", i.eni_id))
+        })?;
+    Ok(moved.index)
 }
 
 fn mac(s: &str) -> AgentResult<Mac> {

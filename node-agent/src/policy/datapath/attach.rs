@@ -1,5 +1,5 @@
-//! TCX attachment of the endpoint programs to host veths, with links pinned under
-//! `<root>/links/<ifindex>-<hook>` so they outlive the agent.
+//! TCX attachment of the endpoint programs to pod interfaces, with links pinned under
+//! `<root>/links/<ifindex>-<program>` so they outlive the agent.
 
 use std::collections::BTreeSet;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -10,13 +10,23 @@ use super::sys::{self, TestRun};
 use super::{pin, Datapath, DatapathError, Result};
 use crate::policy::EndpointConfig;
 
-/// One side of a host veth.
+/// One direction of a pod interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Hook {
-    /// tcx ingress of the host veth: packets the pod sends.
+    /// Packets the pod sends.
     FromPod,
-    /// tcx egress of the host veth: packets delivered to the pod.
+    /// Packets delivered to the pod.
     ToPod,
+}
+
+/// Where a pod interface's programs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Site {
+    /// The node end of a veth: the pod's packets arrive on its ingress.
+    HostVeth,
+    /// A device inside the pod's netns (an exclusive ENI): the pod's packets leave by its
+    /// egress. It keeps the ifindex it had on the node, so ifindexes stay unique keys.
+    PodDevice,
 }
 
 impl Hook {
@@ -29,17 +39,12 @@ impl Hook {
         }
     }
 
-    fn attach_type(self) -> u32 {
-        match self {
-            Hook::FromPod => sys::BPF_TCX_INGRESS,
-            Hook::ToPod => sys::BPF_TCX_EGRESS,
-        }
-    }
-
-    fn pin_suffix(self) -> &'static str {
-        match self {
-            Hook::FromPod => "ingress",
-            Hook::ToPod => "egress",
+    fn attach_type(self, site: Site) -> u32 {
+        match (self, site) {
+            (Hook::FromPod, Site::HostVeth) | (Hook::ToPod, Site::PodDevice) => {
+                sys::BPF_TCX_INGRESS
+            }
+            (Hook::ToPod, Site::HostVeth) | (Hook::FromPod, Site::PodDevice) => sys::BPF_TCX_EGRESS,
         }
     }
 }
@@ -74,15 +79,21 @@ impl Datapath {
         .map_err(DatapathError::TestRun)
     }
 
-    /// Enforce `cfg` on the host veth `ifindex` of the calling thread's netns (the agent runs
+    /// Enforce `cfg` on the interface `ifindex` of the calling thread's netns (the agent runs
     /// in the node netns; for another netns, call this on a thread that entered it). The
     /// endpoint entry is written before the links exist, so the first packet the programs see
     /// is already policed; until both exist, keep the link down (strict start). Idempotent:
     /// existing pinned links are kept and switched to the current programs.
-    pub fn attach_endpoint(&mut self, ifindex: u32, cfg: &EndpointConfig) -> Result<()> {
+    pub fn attach_endpoint(
+        &mut self,
+        ifindex: u32,
+        site: Site,
+        cfg: &EndpointConfig,
+    ) -> Result<()> {
         self.set_endpoint(ifindex, cfg)?;
         for hook in Hook::ALL {
-            self.attach_hook(ifindex, hook)?;
+            let prog = self.program_fd(hook)?;
+            attach_pinned(&self.opts.pin_root, ifindex, site, hook, prog)?;
         }
         Ok(())
     }
@@ -104,11 +115,6 @@ impl Datapath {
             root: self.opts.pin_root.clone(),
         })
     }
-
-    fn attach_hook(&self, ifindex: u32, hook: Hook) -> Result<()> {
-        let prog = self.program_fd(hook)?;
-        attach_pinned(&self.opts.pin_root, ifindex, hook, prog)
-    }
 }
 
 /// The programs and the pin root, for attaching without the [`Datapath`].
@@ -120,7 +126,8 @@ pub struct AttachKit {
 
 impl AttachKit {
     /// Attach and pin one hook of `ifindex` (write its endpoint entry first: strict start).
-    pub fn attach(&self, ifindex: u32, hook: Hook) -> Result<()> {
+    /// Call on a thread in the device's netns.
+    pub fn attach(&self, ifindex: u32, site: Site, hook: Hook) -> Result<()> {
         let prog = self
             .progs
             .iter()
@@ -129,18 +136,19 @@ impl AttachKit {
             .ok_or(DatapathError::MissingProgram {
                 name: hook.program(),
             })?;
-        attach_pinned(&self.root, ifindex, hook, prog)
+        attach_pinned(&self.root, ifindex, site, hook, prog)
     }
 }
 
 fn attach_pinned(
     root: &std::path::Path,
     ifindex: u32,
+    site: Site,
     hook: Hook,
     prog: BorrowedFd<'_>,
 ) -> Result<()> {
     {
-        let path = pin::link_path(root, ifindex, hook.pin_suffix());
+        let path = pin::link_path(root, ifindex, hook.program());
         let link_err = |op| {
             move |source| DatapathError::Link {
                 op,
@@ -157,7 +165,7 @@ fn attach_pinned(
                 other => return other.map_err(link_err("link update")),
             }
         }
-        let link = sys::tcx_link_create(prog, ifindex, hook.attach_type())
+        let link = sys::tcx_link_create(prog, ifindex, hook.attach_type(site))
             .map_err(link_err("tcx attach"))?;
         sys::obj_pin(link.as_fd(), &path).map_err(link_err("pin link"))
     }
@@ -169,7 +177,7 @@ impl Datapath {
     pub fn detach_endpoint(&mut self, ifindex: u32) -> Result<()> {
         let mut first_err = None;
         for hook in Hook::ALL {
-            let path = pin::link_path(&self.opts.pin_root, ifindex, hook.pin_suffix());
+            let path = pin::link_path(&self.opts.pin_root, ifindex, hook.program());
             if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     first_err.get_or_insert(DatapathError::Link {
@@ -194,13 +202,13 @@ impl Datapath {
         };
         for entry in entries.filter_map(|e| e.ok()) {
             let name = entry.file_name().to_string_lossy().into_owned();
-            let Some((ifx, suffix)) = name.split_once('-') else {
+            let Some((ifx, program)) = name.split_once('-') else {
                 continue;
             };
             let Ok(ifindex) = ifx.parse::<u32>() else {
                 continue;
             };
-            let Some(hook) = Hook::ALL.into_iter().find(|h| h.pin_suffix() == suffix) else {
+            let Some(hook) = Hook::ALL.into_iter().find(|h| h.program() == program) else {
                 continue;
             };
             let link = sys::obj_get(&entry.path()).map_err(|source| DatapathError::Link {

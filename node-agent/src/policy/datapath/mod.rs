@@ -5,7 +5,9 @@
 //! Datapath::open(opts)            load ebpf/endpoint.bpf.c; maps pinned under <root>/maps
 //!                                 (adopted as they are when already pinned)
 //! dp.apply(&compiled)             fill the inactive epoch, flip dp_config.generation
-//! dp.attach_endpoint(ifx, &cfg)   endpoint entry first, then TCX links pinned under <root>/links
+//! dp.attach_endpoint(ifx, site, &cfg)
+//!                                 endpoint entry first, then TCX links pinned under <root>/links
+//!                                 (host veth in the node netns, or an exclusive ENI in the pod's)
 //! dp.detach_endpoint(ifx)         links, entry, conntrack entries of the endpoint
 //! dp.trace(...)                   the verdict the committed tables give, with the rule
 //! ```
@@ -28,7 +30,7 @@ use super::abi;
 use super::compile::CompiledPolicy;
 use super::Timeouts;
 
-pub use attach::{AttachKit, Hook};
+pub use attach::{AttachKit, Hook, Site};
 pub use commit::ApplyBreakdown;
 
 #[derive(Debug, thiserror::Error)]

@@ -16,9 +16,9 @@ pub fn links_dir(root: &Path) -> PathBuf {
     root.join("links")
 }
 
-/// The pinned link of one hook of one interface.
-pub fn link_path(root: &Path, ifindex: u32, hook: &str) -> PathBuf {
-    links_dir(root).join(format!("{ifindex}-{hook}"))
+/// The pinned link of one program on one interface.
+pub fn link_path(root: &Path, ifindex: u32, program: &str) -> PathBuf {
+    links_dir(root).join(format!("{ifindex}-{program}"))
 }
 
 fn cpath(path: &Path) -> io::Result<CString> {
