@@ -92,7 +92,7 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
-/// Write `text` to `dir/name` atomically (the agent polls the directory).
+/// Write `text` to `dir/name` atomically (the agent watches the directory).
 fn write_config(dir: &Path, name: &str, text: &str) -> Instant {
     let tmp = dir.join(format!(".{name}.tmp"));
     std::fs::write(&tmp, text).unwrap();
@@ -532,7 +532,7 @@ fn membership_change(w: &World) {
                     true,
                     true,
                 ),
-                // n1's agent publishes the membership, n2's reads it: two polls, not asserted.
+                // n1's agent publishes the membership, n2's reads it: crosses nodes, not asserted.
                 (
                     "membership: umbrella-c -> umbrella-b tcp/443, seen by n2",
                     to_n2,
