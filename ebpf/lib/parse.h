@@ -1,5 +1,6 @@
-/* Packet parsing into struct pkt. Every read goes through bpf_skb_load_bytes, which
- * bounds-checks against the whole (possibly non-linear) skb. */
+/* Packet parsing into struct pkt. The common case (IPv4 without options, headers in the
+ * linear area) is read in place; everything else goes through bpf_skb_load_bytes, which
+ * bounds-checks against the whole (possibly non-linear) skb. Both give the same result. */
 #ifndef TANDEM_PARSE_H
 #define TANDEM_PARSE_H
 
@@ -51,13 +52,64 @@ struct ipv4_min {
 	__u32 daddr;
 };
 
+#define DIRECT_LEN (ETH_HLEN_ + 20 + 14)
+#define PARSE_SLOW -1
+
+/* The fast path: no helper call. PARSE_SLOW when the packet is not plain IPv4 with its
+ * first DIRECT_LEN bytes in the linear area. */
+static __always_inline int parse_direct(struct __sk_buff *skb, struct pkt *p)
+{
+	__u8 *data = (__u8 *)(long)skb->data;
+	__u8 *data_end = (__u8 *)(long)skb->data_end;
+
+	if (data + DIRECT_LEN > data_end)
+		return PARSE_SLOW;
+	const struct ethhdr *eth = (const struct ethhdr *)data;
+	const struct ipv4_min *ip = (const struct ipv4_min *)(data + ETH_HLEN_);
+	const __u8 *l4 = data + ETH_HLEN_ + 20;
+
+	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->ver_ihl != 0x45)
+		return PARSE_SLOW;
+	__builtin_memcpy(p->src_mac, eth->h_source, 6);
+	p->eth_proto = ETH_P_IP;
+	p->saddr = ip->saddr;
+	p->daddr = ip->daddr;
+	p->proto = ip->protocol;
+	if (bpf_ntohs(ip->frag_off) & 0x1fff)
+		return PARSE_FRAGMENT;
+	switch (ip->protocol) {
+	case TANDEM_PROTO_TCP:
+		p->tcp_flags = l4[13];
+		/* fall through */
+	case TANDEM_PROTO_UDP:
+		p->sport = (__u16)l4[0] << 8 | l4[1];
+		p->dport = (__u16)l4[2] << 8 | l4[3];
+		break;
+	case TANDEM_PROTO_ICMP:
+		p->icmp_type = l4[0];
+		p->icmp_code = l4[1];
+		if (p->icmp_type == ICMP_ECHO_ || p->icmp_type == ICMP_ECHOREPLY_) {
+			p->sport = (__u16)l4[4] << 8 | l4[5];
+			p->dport = p->sport;
+		}
+		break;
+	default:
+		break;
+	}
+	return PARSE_IPV4;
+}
+
 static __always_inline int parse_packet(struct __sk_buff *skb, struct pkt *p)
 {
+	p->len = skb->len;
+	int fast = parse_direct(skb, p);
+	if (fast != PARSE_SLOW)
+		return fast;
+
 	struct ethhdr eth;
 	struct ipv4_min ip;
 	__u8 l4[14];
 
-	p->len = skb->len;
 	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)))
 		return PARSE_MALFORMED;
 	__builtin_memcpy(p->src_mac, eth.h_source, 6);
