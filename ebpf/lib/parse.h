@@ -55,29 +55,35 @@ struct ipv4_min {
 #define DIRECT_LEN (ETH_HLEN_ + 20 + 14)
 #define PARSE_SLOW -1
 
-/* The fast path: no helper call. PARSE_SLOW when the packet is not plain IPv4 with its
- * first DIRECT_LEN bytes in the linear area. */
-static __always_inline int parse_direct(struct __sk_buff *skb, struct pkt *p)
+/* The IPv4 fields of struct pkt. A non-first fragment has no L4 header to match rules or
+ * conntrack against: PARSE_FRAGMENT. */
+static __always_inline int read_ip(struct pkt *p, const struct ipv4_min *ip)
 {
-	__u8 *data = (__u8 *)(long)skb->data;
-	__u8 *data_end = (__u8 *)(long)skb->data_end;
-
-	if (data + DIRECT_LEN > data_end)
-		return PARSE_SLOW;
-	const struct ethhdr *eth = (const struct ethhdr *)data;
-	const struct ipv4_min *ip = (const struct ipv4_min *)(data + ETH_HLEN_);
-	const __u8 *l4 = data + ETH_HLEN_ + 20;
-
-	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->ver_ihl != 0x45)
-		return PARSE_SLOW;
-	__builtin_memcpy(p->src_mac, eth->h_source, 6);
-	p->eth_proto = ETH_P_IP;
 	p->saddr = ip->saddr;
 	p->daddr = ip->daddr;
 	p->proto = ip->protocol;
-	if (bpf_ntohs(ip->frag_off) & 0x1fff)
-		return PARSE_FRAGMENT;
-	switch (ip->protocol) {
+	return (bpf_ntohs(ip->frag_off) & 0x1fff) ? PARSE_FRAGMENT : PARSE_IPV4;
+}
+
+/* How many bytes of its L4 header a packet of `proto` must hold (what read_l4 reads). */
+static __always_inline __u32 l4_need(__u8 proto)
+{
+	switch (proto) {
+	case TANDEM_PROTO_TCP:
+		return 14;
+	case TANDEM_PROTO_UDP:
+		return 4;
+	case TANDEM_PROTO_ICMP:
+		return 8;
+	default:
+		return 0;
+	}
+}
+
+/* The L4 fields of struct pkt, from the first l4_need(p->proto) bytes of the L4 header. */
+static __always_inline void read_l4(struct pkt *p, const __u8 *l4)
+{
+	switch (p->proto) {
 	case TANDEM_PROTO_TCP:
 		p->tcp_flags = l4[13];
 		/* fall through */
@@ -96,6 +102,27 @@ static __always_inline int parse_direct(struct __sk_buff *skb, struct pkt *p)
 	default:
 		break;
 	}
+}
+
+/* The fast path: no helper call. PARSE_SLOW when the packet is not plain IPv4 with its
+ * first DIRECT_LEN bytes in the linear area. */
+static __always_inline int parse_direct(struct __sk_buff *skb, struct pkt *p)
+{
+	__u8 *data = (__u8 *)(long)skb->data;
+	__u8 *data_end = (__u8 *)(long)skb->data_end;
+
+	if (data + DIRECT_LEN > data_end)
+		return PARSE_SLOW;
+	const struct ethhdr *eth = (const struct ethhdr *)data;
+	const struct ipv4_min *ip = (const struct ipv4_min *)(data + ETH_HLEN_);
+
+	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->ver_ihl != 0x45)
+		return PARSE_SLOW;
+	__builtin_memcpy(p->src_mac, eth->h_source, 6);
+	p->eth_proto = ETH_P_IP;
+	if (read_ip(p, ip) == PARSE_FRAGMENT)
+		return PARSE_FRAGMENT;
+	read_l4(p, data + ETH_HLEN_ + 20);
 	return PARSE_IPV4;
 }
 
@@ -108,7 +135,7 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct pkt *p)
 
 	struct ethhdr eth;
 	struct ipv4_min ip;
-	__u8 l4[14];
+	__u8 l4[14] = {};
 
 	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)))
 		return PARSE_MALFORMED;
@@ -126,40 +153,12 @@ static __always_inline int parse_packet(struct __sk_buff *skb, struct pkt *p)
 	__u32 ihl = (ip.ver_ihl & 0x0f) * 4;
 	if ((ip.ver_ihl >> 4) != 4 || ihl < 20)
 		return PARSE_MALFORMED;
-	p->saddr = ip.saddr;
-	p->daddr = ip.daddr;
-	p->proto = ip.protocol;
-	/* A non-first fragment has no L4 header to match rules or conntrack against. */
-	if (bpf_ntohs(ip.frag_off) & 0x1fff)
+	if (read_ip(p, &ip) == PARSE_FRAGMENT)
 		return PARSE_FRAGMENT;
-	__u32 off = ETH_HLEN_ + ihl;
-	switch (ip.protocol) {
-	case TANDEM_PROTO_TCP:
-		if (bpf_skb_load_bytes(skb, off, l4, 14))
-			return PARSE_MALFORMED;
-		p->sport = (__u16)l4[0] << 8 | l4[1];
-		p->dport = (__u16)l4[2] << 8 | l4[3];
-		p->tcp_flags = l4[13];
-		break;
-	case TANDEM_PROTO_UDP:
-		if (bpf_skb_load_bytes(skb, off, l4, 4))
-			return PARSE_MALFORMED;
-		p->sport = (__u16)l4[0] << 8 | l4[1];
-		p->dport = (__u16)l4[2] << 8 | l4[3];
-		break;
-	case TANDEM_PROTO_ICMP:
-		if (bpf_skb_load_bytes(skb, off, l4, 8))
-			return PARSE_MALFORMED;
-		p->icmp_type = l4[0];
-		p->icmp_code = l4[1];
-		if (p->icmp_type == ICMP_ECHO_ || p->icmp_type == ICMP_ECHOREPLY_) {
-			p->sport = (__u16)l4[4] << 8 | l4[5];
-			p->dport = p->sport;
-		}
-		break;
-	default:
-		break;
-	}
+	__u32 need = l4_need(ip.protocol);
+	if (need && bpf_skb_load_bytes(skb, ETH_HLEN_ + ihl, l4, need))
+		return PARSE_MALFORMED;
+	read_l4(p, l4);
 	return PARSE_IPV4;
 }
 
