@@ -18,7 +18,7 @@ use tandem_lab::demo::{start_all, DemoPod};
 use tandem_lab::isolation::matrix::PROBE_TIMEOUT;
 use tandem_lab::isolation::probe::TcpFlow;
 use tandem_lab::isolation::spoof::{self, Payload, Sniffer};
-use tandem_lab::isolation::{self, FlowProbe, Isolation, Party, Service, Via};
+use tandem_lab::isolation::{self, FlowProbe, Isolation, Service, Via};
 use tandem_lab::lab::{netns, Lab, LabOptions};
 
 const PODS: &[(&str, &str, &str)] = &[
@@ -62,22 +62,18 @@ impl World {
     /// Measure the whole matrix, print it beside the expected one, fail on any difference.
     fn check_matrix(&self, when: &str) {
         let t = Instant::now();
-        let expected = isolation::lab::expected(&self.lab, &self.iso).expect("expected matrix");
-        let measured = self.iso.measure(&expected).expect("measure");
-        let diff = self.iso.diff(&measured, &expected);
+        let c = isolation::lab::compare(&self.lab, &self.iso).expect("measure");
         eprintln!(
-            "{}{}{when}: {} probes in {} ms, {} differences",
-            self.iso.render(&format!("measured ({when}):"), &measured),
-            self.iso
-                .render("expected (reference evaluator, same YAML):", &expected),
-            measured.len(),
+            "{}{when}: {} probes in {} ms, {} differences",
+            c.render(&self.iso, &format!("measured ({when}):")),
+            c.measured.len(),
             t.elapsed().as_millis(),
-            diff.len()
+            c.differences.len()
         );
         assert!(
-            diff.is_empty(),
+            c.differences.is_empty(),
             "{when}: isolation differs:\n{}",
-            diff.join("\n")
+            c.differences.join("\n")
         );
     }
 }
@@ -167,10 +163,7 @@ fn up() -> Option<World> {
     // Interrupted (Ctrl-C, a timeout's SIGTERM): tear the lab down all the same.
     tandem_lab::lab::teardown_on_signal(&lab);
     let pods = start_all(&lab, PODS).expect("start pods");
-    let mut parties: Vec<Party> = pods.iter().map(|p| Party::Pod(p.party())).collect();
-    parties.extend(isolation::lab::nodes(&lab));
-    parties.extend(isolation::lab::hosts(&lab));
-    let iso = Isolation::new(parties);
+    let iso = isolation::lab::isolation(&lab, pods.iter().map(DemoPod::party));
     Some(World { lab, pods, iso })
 }
 

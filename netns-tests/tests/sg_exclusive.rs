@@ -11,11 +11,11 @@
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tandem_lab::demo::{start_all, DemoPod};
 use tandem_lab::isolation::spoof::{self, Payload, Sniffer};
-use tandem_lab::isolation::{self, Isolation, IsolationError, Party};
+use tandem_lab::isolation::{self, Isolation, IsolationError};
 use tandem_lab::lab::{Lab, LabOptions};
 
 const PODS: &[(&str, &str, &str)] = &[
@@ -56,30 +56,22 @@ fn lab() -> Option<Lab> {
 }
 
 fn isolation_of(lab: &Lab, pods: &[DemoPod]) -> Isolation {
-    let mut parties: Vec<Party> = pods.iter().map(|p| Party::Pod(p.party())).collect();
-    parties.extend(isolation::lab::nodes(lab));
-    parties.extend(isolation::lab::hosts(lab));
-    Isolation::new(parties)
+    isolation::lab::isolation(lab, pods.iter().map(DemoPod::party))
 }
 
 /// Measure the whole matrix, print it beside the expected one, fail on any difference.
 fn check_matrix(lab: &Lab, iso: &Isolation, when: &str) {
-    let t = Instant::now();
-    let expected = isolation::lab::expected(lab, iso).expect("expected matrix");
-    let measured = iso.measure(&expected).expect("measure");
-    let diff = iso.diff(&measured, &expected);
+    let c = isolation::lab::compare(lab, iso).expect("measure");
     eprintln!(
-        "{}{}{when}: {} probes in {} ms, {} differences",
-        iso.render(&format!("measured ({when}):"), &measured),
-        iso.render("expected (reference evaluator, same YAML):", &expected),
-        measured.len(),
-        t.elapsed().as_millis(),
-        diff.len()
+        "{}{when}: {} probes, {} differences",
+        c.render(iso, &format!("measured ({when}):")),
+        c.measured.len(),
+        c.differences.len()
     );
     assert!(
-        diff.is_empty(),
+        c.differences.is_empty(),
         "{when}: isolation differs:\n{}",
-        diff.join("\n")
+        c.differences.join("\n")
     );
 }
 

@@ -3,7 +3,7 @@
 //! from the same YAML files the agents read).
 
 use super::{DemoError, DemoPod};
-use crate::isolation::{self, Isolation, Party};
+use crate::isolation;
 use crate::lab::Lab;
 
 /// The tenants whose isolation the demo shows.
@@ -11,30 +11,13 @@ pub const TENANTS: [&str; 2] = ["umbrella", "wayne"];
 
 /// Both matrices, rendered, and one line per cell where they differ.
 pub fn measure(lab: &Lab, pods: &[DemoPod]) -> Result<(String, Vec<String>), DemoError> {
-    let mut parties: Vec<Party> = pods
-        .iter()
-        .filter(|p| TENANTS.contains(&p.tenant.as_str()))
-        .map(|p| Party::Pod(p.party()))
-        .collect();
-    parties.extend(isolation::lab::nodes(lab));
-    parties.extend(isolation::lab::hosts(lab));
-    let iso = Isolation::new(parties);
+    let shown = pods.iter().filter(|p| TENANTS.contains(&p.tenant.as_str()));
+    let iso = isolation::lab::isolation(lab, shown.map(DemoPod::party));
     let _servers = iso.serve()?;
-    let expected = isolation::lab::expected(lab, &iso)?;
-    let measured = iso.measure(&expected)?;
-    let text = format!(
-        "{}{}",
-        iso.render(
-            &format!(
-                "isolation of the shared-scheme tenants, measured with real packets ({} probes):",
-                measured.len()
-            ),
-            &measured
-        ),
-        iso.render(
-            "isolation the security groups imply (reference evaluator, same YAML):",
-            &expected
-        )
+    let c = isolation::lab::compare(lab, &iso)?;
+    let title = format!(
+        "isolation of the shared-scheme tenants, measured with real packets ({} probes):",
+        c.measured.len()
     );
-    Ok((text, iso.diff(&measured, &expected)))
+    Ok((c.render(&iso, &title), c.differences))
 }

@@ -7,7 +7,7 @@ use ipnet::Ipv4Net;
 
 use super::config::LabPolicy;
 use super::expected::{self, ControlNet};
-use super::matrix::{Isolation, Outcomes, Party};
+use super::matrix::{Isolation, Outcomes, Party, PodParty};
 use super::IsolationError;
 use crate::lab::vpc::{INTERNET_HOST, PLATFORM_CIDR, PLATFORM_HOST};
 use crate::lab::Lab;
@@ -60,4 +60,46 @@ pub fn expected(lab: &Lab, iso: &Isolation) -> Result<Outcomes, IsolationError> 
         node_ips: lab.nodes().iter().map(|n| (n.name.clone(), n.ip)).collect(),
     };
     expected::expected(iso, &policy(lab)?, &control)
+}
+
+/// The matrix of `pods`, the nodes, the platform and the internet stand-in.
+pub fn isolation(lab: &Lab, pods: impl IntoIterator<Item = PodParty>) -> Isolation {
+    let mut parties: Vec<Party> = pods.into_iter().map(Party::Pod).collect();
+    parties.extend(nodes(lab));
+    parties.extend(hosts(lab));
+    Isolation::new(parties)
+}
+
+/// Every cell of a matrix measured with real packets beside what the YAML implies.
+pub struct Comparison {
+    pub measured: Outcomes,
+    pub expected: Outcomes,
+    /// One line per cell where they differ.
+    pub differences: Vec<String>,
+}
+
+impl Comparison {
+    /// Both matrices, rendered under `measured_title` and the expected one's title.
+    pub fn render(&self, iso: &Isolation, measured_title: &str) -> String {
+        format!(
+            "{}{}",
+            iso.render(measured_title, &self.measured),
+            iso.render(
+                "isolation the security groups imply (reference evaluator, same YAML):",
+                &self.expected
+            )
+        )
+    }
+}
+
+/// Measure every cell of `iso` (echo servers must be running) and compare with [`expected`].
+pub fn compare(lab: &Lab, iso: &Isolation) -> Result<Comparison, IsolationError> {
+    let expected = expected(lab, iso)?;
+    let measured = iso.measure(&expected)?;
+    let differences = iso.diff(&measured, &expected);
+    Ok(Comparison {
+        measured,
+        expected,
+        differences,
+    })
 }
