@@ -250,7 +250,9 @@ impl Agent {
                 .collect()
         };
         let compiled_at = started.elapsed();
-        let applied = {
+        // The apply waits for RCU grace periods: off the runtime's workers, so ADDs and the
+        // API go on meanwhile.
+        let applied = tokio::task::block_in_place(|| {
             let mut dp = enf.dp();
             // A membership change that no rule refers to leaves the tables as they are; an
             // apply would only cost RCU grace periods while ADDs wait for this lock.
@@ -269,8 +271,8 @@ impl Agent {
                     tracing::warn!(link = %name, error = %e, "cannot update an endpoint");
                 }
             }
-            !unchanged
-        };
+            Ok::<bool, AgentError>(!unchanged)
+        })?;
         // Where a change's time goes on this node: compiling (with the state lock), then
         // waiting for the datapath and applying (RCU grace periods when the tables changed).
         tracing::debug!(
