@@ -112,19 +112,30 @@ impl Datapath {
         }
         Ok(AttachKit {
             progs,
+            endpoints: self
+                .endpoints_fd
+                .try_clone()
+                .map_err(DatapathError::TestRun)?,
             root: self.opts.pin_root.clone(),
         })
     }
 }
 
-/// The programs and the pin root, for attaching without the [`Datapath`].
+/// The programs, the endpoints map and the pin root: what a pod's ADD needs, without the
+/// [`Datapath`] (so it never waits for a rule-set commit).
 #[derive(Debug)]
 pub struct AttachKit {
     progs: Vec<(Hook, std::os::fd::OwnedFd)>,
+    endpoints: std::os::fd::OwnedFd,
     root: std::path::PathBuf,
 }
 
 impl AttachKit {
+    /// Write (or replace) the entry of one interface.
+    pub fn set_endpoint(&self, ifindex: u32, cfg: &EndpointConfig) -> Result<()> {
+        super::maps::write_endpoint(self.endpoints.as_fd(), ifindex, cfg)
+    }
+
     /// Attach and pin one hook of `ifindex` (write its endpoint entry first: strict start).
     /// Call on a thread in the device's netns.
     pub fn attach(&self, ifindex: u32, site: Site, hook: Hook) -> Result<()> {

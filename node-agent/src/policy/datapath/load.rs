@@ -46,7 +46,14 @@ impl Datapath {
             ebpf.take_map(name)
                 .ok_or(DatapathError::MissingMap { name })
         };
-        let endpoints = HashMap::try_from(take("endpoints")?).map_err(map_error("endpoints"))?;
+        let endpoints_map = take("endpoints")?;
+        // Endpoint entries are written through this, also without the Datapath (`AttachKit`).
+        let endpoints_fd = match &endpoints_map {
+            Map::HashMap(data) => data.fd().as_fd().try_clone_to_owned().ok(),
+            _ => None,
+        }
+        .ok_or(DatapathError::MissingMap { name: "endpoints" })?;
+        let endpoints = HashMap::try_from(endpoints_map).map_err(map_error("endpoints"))?;
         let config = Array::try_from(take("config")?).map_err(map_error("config"))?;
         let identities =
             ArrayOfMaps::try_from(take("identities")?).map_err(map_error("identities"))?;
@@ -69,6 +76,7 @@ impl Datapath {
             mounted_bpffs,
             ebpf,
             endpoints,
+            endpoints_fd,
             config,
             identities,
             policies,

@@ -9,11 +9,29 @@ use aya::maps::MapError;
 use ipnet::Ipv4Net;
 
 use super::load::map_error;
-use super::{Datapath, Result};
+use std::os::fd::{AsFd, BorrowedFd};
+
+use super::{sys, Datapath, DatapathError, Result};
 use crate::policy::abi;
 use crate::policy::compile::{CompiledPolicy, Verdict};
 use crate::policy::model::Dir;
 use crate::policy::{ControlClass, EndpointConfig, Role};
+
+/// One endpoint entry, written through the map's fd: shared by the [`Datapath`] and the
+/// `AttachKit`, which writes without holding the datapath.
+pub(super) fn write_endpoint(
+    map: BorrowedFd<'_>,
+    ifindex: u32,
+    cfg: &EndpointConfig,
+) -> Result<()> {
+    let value = [cfg.to_abi()];
+    sys::map_update_batch(map, &ifindex.to_ne_bytes(), sys::pod_bytes(&value), 1).map_err(
+        |source| DatapathError::Batch {
+            name: "endpoints",
+            source,
+        },
+    )
+}
 
 pub(super) fn v4_key(net: &Ipv4Net) -> Key<u32> {
     Key::new(
@@ -53,10 +71,8 @@ impl Datapath {
     }
 
     /// Write (or replace) the entry of one interface without touching its links.
-    pub fn set_endpoint(&mut self, ifindex: u32, cfg: &EndpointConfig) -> Result<()> {
-        self.endpoints
-            .insert(ifindex, cfg.to_abi(), 0)
-            .map_err(map_error("endpoints"))
+    pub fn set_endpoint(&self, ifindex: u32, cfg: &EndpointConfig) -> Result<()> {
+        write_endpoint(self.endpoints_fd.as_fd(), ifindex, cfg)
     }
 
     pub(super) fn remove_endpoint_entry(

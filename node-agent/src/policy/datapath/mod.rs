@@ -108,6 +108,7 @@ pub struct Datapath {
     pub mounted_bpffs: bool,
     ebpf: Ebpf,
     endpoints: HashMap<MapData, u32, abi::EndpointConfig>,
+    endpoints_fd: OwnedFd,
     config: Array<MapData, abi::DpConfig>,
     identities: ArrayOfMaps<MapData, IdentityTrie>,
     policies: HashOfMaps<MapData, abi::PolicyOuterKey, PolicyTrie>,
