@@ -5,11 +5,13 @@
 //!   `host-local` plugins, ADD and DEL, on one node with a warm agent.
 //! - [`pool`]: warm and empty-pool ADDs and pod bursts with real-cloud attach latency.
 //! - [`policy`]: security-group enforcement cost (Tandem's eBPF datapath vs iptables) on a
-//!   veth path, and the time to apply a 10,000-rule change.
+//!   veth path, the time to apply a 10,000-rule change, and what attaching the programs adds
+//!   to a pod's start and end (TCX vs legacy tc).
 
 pub mod cni;
 pub mod cni_report;
 pub mod policy;
+mod policy_attach;
 mod policy_report;
 pub mod policy_rules;
 mod policy_topo;

@@ -14,6 +14,7 @@ use tandem_agent::policy::compile::{compile, CompiledPolicy};
 use tandem_agent::policy::datapath::{pin, ApplyBreakdown, Datapath, DatapathOptions, Site};
 use tandem_agent::policy::{EndpointConfig, Role};
 
+use super::policy_attach::bench_attach;
 use super::policy_report::{Measures, Row};
 use super::policy_rules::{self, IptablesMode, POD_IP};
 use super::policy_topo::{Topology, POD_MAC};
@@ -38,6 +39,8 @@ pub struct PolicyBenchOptions {
     /// Passes over all configurations; each cell is the median over the passes, which damps
     /// the noise of a shared machine (passes interleave, so drift hits every row alike).
     pub rounds: usize,
+    /// Veths per attach method in the attach-cost table.
+    pub attach_veths: usize,
 }
 
 impl Default for PolicyBenchOptions {
@@ -50,6 +53,7 @@ impl Default for PolicyBenchOptions {
             apply_changes: 5,
             traffic: true,
             rounds: 3,
+            attach_veths: 20,
         }
     }
 }
@@ -65,6 +69,7 @@ impl PolicyBenchOptions {
             apply_changes: 2,
             traffic: true,
             rounds: 1,
+            attach_veths: 3,
         }
     }
 }
@@ -156,6 +161,7 @@ pub fn bench_policy(opts: &PolicyBenchOptions) -> Result<PolicyBenchReport, Benc
         .into_iter()
         .map(|spread| time_changes(&mut dp, opts.apply_rules, spread, opts.apply_changes))
         .collect::<Result<Vec<_>, _>>()?;
+    let attach = bench_attach(&mut dp, &pins.root, &prefix, &endpoint(), opts.attach_veths)?;
     drop(dp);
     drop(pins);
     Ok(PolicyBenchReport {
@@ -164,6 +170,7 @@ pub fn bench_policy(opts: &PolicyBenchOptions) -> Result<PolicyBenchReport, Benc
         rounds: opts.rounds.max(1),
         rows,
         apply,
+        attach,
         load_before,
         load_after: load_average(),
     })

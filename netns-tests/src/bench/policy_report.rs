@@ -8,6 +8,7 @@ use tandem_agent::policy::datapath::ApplyBreakdown;
 
 use super::markdown_table;
 use super::policy::{Config, Spread};
+use super::policy_attach::AttachRow;
 use super::policy_rules::IptablesMode;
 
 pub const TARGET_FRACTION: f64 = 0.90;
@@ -96,6 +97,8 @@ pub struct PolicyBenchReport {
     pub rows: Vec<Row>,
     /// One policy first (the target), then the rules spread over groups and policies.
     pub apply: Vec<ApplyReport>,
+    /// Attaching the programs to one veth and deleting it, per method.
+    pub attach: Vec<AttachRow>,
     pub load_before: String,
     pub load_after: String,
 }
@@ -171,6 +174,20 @@ impl PolicyBenchReport {
         );
         for a in &self.apply {
             apply_lines(&mut out, a);
+        }
+        if !self.attach.is_empty() {
+            out += "\nwhat enforcing adds to a pod interface's start and end (one veth, both \
+                    directions; median over the veths):\n\n";
+            let rows: Vec<Vec<String>> = self
+                .attach
+                .iter()
+                .map(|r| {
+                    let attach = r.attach.map_or("–".into(), ms);
+                    vec![r.method.label().into(), attach, ms(r.delete)]
+                })
+                .collect();
+            out += &markdown_table(&["attach method", "attach", "delete the veth"], &rows);
+            out += "\n";
         }
         if let Some(met) = self.throughput_target_met() {
             let _ = writeln!(
