@@ -1,6 +1,6 @@
 //! Root-only: a quick run of the policy benchmark (`bench-policy --quick`: 1 s per cell, 10
-//! and 1,000 rules) prints its table with every cell non-zero, the rule-set change lines, and
-//! leaves no namespace or bpffs behind. The targets are not checked here: a debug build on a
+//! and 1,000 rules) prints its table with every cell non-zero, the rule-set change lines, the
+//! attach-cost table, and leaves no namespace or bpffs behind. The targets are not checked here: a debug build on a
 //! shared CI machine says nothing about them.
 
 use std::path::Path;
@@ -28,7 +28,10 @@ fn bench_policy_smoke() {
         "bench-policy failed ({}), a zero cell or an error:\n{stdout}\n{stderr}",
         out.status
     );
-    let rows: Vec<&str> = stdout
+    let (throughput, attach) = stdout
+        .split_once("what enforcing adds")
+        .expect("the attach-cost table");
+    let rows: Vec<&str> = throughput
         .lines()
         .filter(|l| l.starts_with("| ") && !l.starts_with("| configuration") && !l.contains("---"))
         .collect();
@@ -46,6 +49,16 @@ fn bench_policy_smoke() {
     ] {
         let row = format!("| {label} | {rules} |");
         assert!(stdout.contains(&row), "{row:?} missing from:\n{stdout}");
+    }
+    for method in [
+        "| no program | – |",
+        "| TCX, pinned links (Tandem) |",
+        "| legacy tc (clsact + cls_bpf) |",
+    ] {
+        assert!(
+            attach.contains(method),
+            "{method:?} missing from:\n{attach}"
+        );
     }
     for row in &rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
