@@ -48,11 +48,12 @@ static __always_inline int tenant(const struct endpoint_config *ep, const struct
 	__u8 dir = from_pod ? TANDEM_DIR_EGRESS : TANDEM_DIR_INGRESS;
 	__u32 remote_ip = from_pod ? p->daddr : p->saddr;
 	struct ct_key key = {};
+	struct ct_entry *e = 0;
 	int tracked = ct_tracked(p);
 
 	if (tracked) {
 		ct_key_of(&key, ep->endpoint_id, p, from_pod);
-		struct ct_entry *e = bpf_map_lookup_elem(&conntrack, &key);
+		e = bpf_map_lookup_elem(&conntrack, &key);
 		if (e && ct_usable(e, cfg, p, ec->now)) {
 			if ((ep->flags & TANDEM_EP_RECHECK) && e->generation != cfg->generation) {
 				__u8 odir = e->origin == TANDEM_ORIGIN_POD ? TANDEM_DIR_EGRESS
@@ -89,7 +90,13 @@ static __always_inline int tenant(const struct endpoint_config *ep, const struct
 			.state = ct_initial_state(p),
 			.origin = from_pod ? TANDEM_ORIGIN_POD : TANDEM_ORIGIN_REMOTE,
 		};
-		bpf_map_update_elem(&conntrack, &key, &n, BPF_ANY);
+		/* A stale entry of the same flow (expired, or closed and reopened by a SYN, as
+		 * when a client reuses its port) is reopened in place: no LRU free and pop, no
+		 * second hash walk. */
+		if (e)
+			*e = n;
+		else
+			bpf_map_update_elem(&conntrack, &key, &n, BPF_ANY);
 	}
 	return pass();
 }
