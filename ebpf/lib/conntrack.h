@@ -83,7 +83,11 @@ static __always_inline __u8 ct_initial_state(const struct pkt *p)
 static __always_inline void ct_advance(struct ct_entry *e, const struct pkt *p, __u8 from_pod,
 				       __u64 now)
 {
-	e->last_seen_ns = now;
+	/* The coarse clock ticks every few ms: most packets of a busy flow find the entry
+	 * current and leave its cache line clean, so the two directions of a flow, handled
+	 * on different CPUs, do not bounce it between them. */
+	if (e->last_seen_ns != now)
+		e->last_seen_ns = now;
 	if (p->proto != TANDEM_PROTO_TCP)
 		return;
 	if (p->tcp_flags & TCP_RST)
