@@ -1,7 +1,8 @@
 //! Root-only: a quick run of the policy benchmark (`bench-policy --quick`: 1 s per cell, 10
-//! and 1,000 rules) prints its table with every cell non-zero, the rule-set change lines, the
-//! attach-cost table, and leaves no namespace or bpffs behind. The targets are not checked here: a debug build on a
-//! shared CI machine says nothing about them.
+//! and 1,000 rules) prints its table with every cell non-zero, the programs' run time per
+//! measure, the rule-set change lines, the attach-cost table, and leaves no namespace or bpffs
+//! behind. The targets are not checked here: a debug build on a shared CI machine says nothing
+//! about them.
 
 use std::path::Path;
 use std::process::Command;
@@ -28,7 +29,10 @@ fn bench_policy_smoke() {
         "bench-policy failed ({}), a zero cell or an error:\n{stdout}\n{stderr}",
         out.status
     );
-    let (throughput, attach) = stdout
+    let (throughput, rest) = stdout
+        .split_once("time in Tandem's programs")
+        .expect("the program-time table");
+    let (cost, attach) = rest
         .split_once("what enforcing adds")
         .expect("the attach-cost table");
     let rows: Vec<&str> = throughput
@@ -69,6 +73,24 @@ fn bench_policy_smoke() {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("unparsable cell {cell:?} in {row}"));
             assert!(value > 0.0, "zero cell in {row}");
+        }
+    }
+    // One cost row per Tandem rule count; every packet and connection took some time in the
+    // programs.
+    let cost_rows: Vec<&str> = cost
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| rules") && !l.contains("---"))
+        .collect();
+    assert_eq!(cost_rows.len(), 2, "10 and 1,000 rules:\n{cost}");
+    for row in &cost_rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        for cell in &cells[2..5] {
+            let ns: f64 = cell
+                .strip_suffix(" ns")
+                .or_else(|| cell.split(" ns (").next())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("unparsable cell {cell:?} in {row}"));
+            assert!(ns > 0.0, "no time in the programs: {row}");
         }
     }
     assert_eq!(

@@ -12,6 +12,7 @@ pub mod cni;
 pub mod cni_report;
 pub mod policy;
 mod policy_attach;
+mod policy_cost;
 mod policy_report;
 pub mod policy_rules;
 mod policy_topo;

@@ -11,10 +11,13 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tandem_agent::policy::compile::{compile, CompiledPolicy};
-use tandem_agent::policy::datapath::{pin, ApplyBreakdown, Datapath, DatapathOptions, Site};
+use tandem_agent::policy::datapath::{
+    pin, ApplyBreakdown, Datapath, DatapathOptions, RunTime, RunTimeStats, Site,
+};
 use tandem_agent::policy::{EndpointConfig, Role};
 
 use super::policy_attach::bench_attach;
+use super::policy_cost::ProgramCost;
 use super::policy_report::{Measures, Row};
 use super::policy_rules::{self, IptablesMode, POD_IP};
 use super::policy_topo::{Topology, POD_MAC};
@@ -153,10 +156,11 @@ pub fn bench_policy(opts: &PolicyBenchOptions) -> Result<PolicyBenchReport, Benc
     for round in 0..opts.rounds.max(1) {
         for (i, &config) in configs.iter().enumerate() {
             tracing::info!("policy bench: round {round}, {config:?}");
-            passes[i].push(run_config(&mut dp, &prefix, config, opts.secs)?);
+            passes[i].push(run_config(&mut dp, &prefix, config, opts.secs, false)?.0);
         }
     }
     let rows = passes.into_iter().map(Row::median).collect();
+    let costs = cost_passes(&mut dp, &prefix, &configs, opts.secs)?;
     let apply = [Spread::OnePolicy, Spread::Groups(10)]
         .into_iter()
         .map(|spread| time_changes(&mut dp, opts.apply_rules, spread, opts.apply_changes))
@@ -169,6 +173,7 @@ pub fn bench_policy(opts: &PolicyBenchOptions) -> Result<PolicyBenchReport, Benc
         secs: opts.secs,
         rounds: opts.rounds.max(1),
         rows,
+        costs,
         apply,
         attach,
         load_before,
@@ -180,12 +185,39 @@ fn dp_error(e: impl std::fmt::Display) -> BenchError {
     BenchError::Options(format!("datapath: {e}"))
 }
 
+/// One more pass over the Tandem rows with BPF run-time statistics on.
+fn cost_passes(
+    dp: &mut Datapath,
+    prefix: &str,
+    configs: &[Config],
+    secs: u32,
+) -> Result<Vec<ProgramCost>, BenchError> {
+    let tandem: Vec<Config> = configs
+        .iter()
+        .copied()
+        .filter(|c| matches!(c, Config::Tandem(_)))
+        .collect();
+    if tandem.is_empty() {
+        return Ok(Vec::new());
+    }
+    let _stats = RunTimeStats::enable().map_err(dp_error)?;
+    let mut costs = Vec::new();
+    for config in tandem {
+        tracing::info!("policy bench: cost pass, {config:?}");
+        costs.extend(run_config(dp, prefix, config, secs, true)?.1);
+    }
+    Ok(costs)
+}
+
+/// One configuration in a fresh path; with `cost`, also the programs' run time per measure
+/// (Tandem rows, while run-time statistics are on).
 fn run_config(
     dp: &mut Datapath,
     prefix: &str,
     config: Config,
     secs: u32,
-) -> Result<Row, BenchError> {
+    cost: bool,
+) -> Result<(Row, Option<ProgramCost>), BenchError> {
     let topo = Topology::up(prefix)?;
     let start = Instant::now();
     let mut attached = None;
@@ -210,29 +242,61 @@ fn run_config(
             Some(start.elapsed())
         }
     };
-    let measured = measure(&topo, secs);
+    let probe = match config {
+        Config::Tandem(rules) if cost => Some((&*dp, rules)),
+        _ => None,
+    };
+    let measured = measure(&topo, secs, probe);
     if let Some(ifx) = attached {
         dp.detach_endpoint(ifx).map_err(dp_error)?;
     }
-    Ok(Row {
-        config,
-        setup,
-        measures: measured?,
-    })
+    let (measures, cost) = measured?;
+    Ok((
+        Row {
+            config,
+            setup,
+            measures,
+        },
+        cost,
+    ))
 }
 
-fn measure(topo: &Topology, secs: u32) -> Result<Measures, BenchError> {
+/// The three measures; with a probe, the programs' run time during each.
+fn measure(
+    topo: &Topology,
+    secs: u32,
+    probe: Option<(&Datapath, usize)>,
+) -> Result<(Measures, Option<ProgramCost>), BenchError> {
+    let run_time = || -> Result<RunTime, BenchError> {
+        match probe {
+            Some((dp, _)) => dp.run_time().map_err(dp_error),
+            None => Ok(RunTime::default()),
+        }
+    };
     let server = IperfServer::start(topo)?;
+    let t0 = run_time()?;
     let tcp_gbps = policy_traffic::tcp_gbps(topo, secs)?;
+    let t1 = run_time()?;
     let udp_kpps = policy_traffic::udp_kpps(topo, secs)?;
+    let t2 = run_time()?;
     drop(server);
     let conn = policy_traffic::conn_rate(topo, secs)?;
-    Ok(Measures {
+    let t3 = run_time()?;
+    let measures = Measures {
         tcp_gbps,
         udp_kpps,
         conn_per_sec: conn.per_sec,
         conn_failed: conn.failed,
-    })
+    };
+    let cost = probe.map(|(_, rules)| ProgramCost {
+        rules,
+        tcp: t1.since(t0),
+        udp: t2.since(t1),
+        conn: t3.since(t2),
+        connections: conn.connections,
+        conn_elapsed: conn.elapsed,
+    });
+    Ok((measures, cost))
 }
 
 fn endpoint() -> EndpointConfig {

@@ -9,6 +9,7 @@ use tandem_agent::policy::datapath::ApplyBreakdown;
 use super::markdown_table;
 use super::policy::{Config, Spread};
 use super::policy_attach::AttachRow;
+use super::policy_cost::{cost_table, ProgramCost};
 use super::policy_rules::IptablesMode;
 
 pub const TARGET_FRACTION: f64 = 0.90;
@@ -95,6 +96,8 @@ pub struct PolicyBenchReport {
     pub secs: u32,
     pub rounds: usize,
     pub rows: Vec<Row>,
+    /// The Tandem rows' time in the programs, from one more pass.
+    pub costs: Vec<ProgramCost>,
     /// One policy first (the target), then the rules spread over groups and policies.
     pub apply: Vec<ApplyReport>,
     /// Attaching the programs to one veth and deleting it, per method.
@@ -171,6 +174,10 @@ impl PolicyBenchReport {
                 "rules loaded in",
             ],
             &rows,
+        );
+        out += &cost_table(
+            &self.costs,
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
         );
         for a in &self.apply {
             apply_lines(&mut out, a);

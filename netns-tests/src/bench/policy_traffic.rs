@@ -112,6 +112,9 @@ pub fn udp_kpps(topo: &Topology, secs: u32) -> Result<f64, NetnsError> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConnRate {
     pub per_sec: f64,
+    /// Connections made, and over how long.
+    pub connections: u64,
+    pub elapsed: Duration,
     /// `connect` failures (timeouts: a SYN or SYN-ACK lost and not retried within 1 s).
     pub failed: u64,
 }
@@ -172,8 +175,11 @@ pub fn conn_rate(topo: &Topology, secs: u32) -> Result<ConnRate, NetnsError> {
         }
         result.map(|()| elapsed)
     })?;
+    let connections = done.load(Ordering::Relaxed);
     Ok(ConnRate {
-        per_sec: done.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64(),
+        per_sec: connections as f64 / elapsed.as_secs_f64(),
+        connections,
+        elapsed,
         failed: failed.load(Ordering::Relaxed),
     })
 }

@@ -52,17 +52,24 @@ impl Hook {
 impl Datapath {
     /// The loaded program of a hook (for BPF_PROG_TEST_RUN and tooling).
     pub fn program_fd(&self, hook: Hook) -> Result<BorrowedFd<'_>> {
+        let fd = self
+            .classifier(hook)?
+            .fd()
+            .map_err(|source| DatapathError::Program {
+                name: hook.program(),
+                source,
+            })?;
+        Ok(fd.as_fd())
+    }
+
+    /// The loaded program of a hook.
+    pub(super) fn classifier(&self, hook: Hook) -> Result<&SchedClassifier> {
         let name = hook.program();
-        let prog: &SchedClassifier = self
-            .ebpf
+        self.ebpf
             .program(name)
             .ok_or(DatapathError::MissingProgram { name })?
             .try_into()
-            .map_err(|source| DatapathError::Program { name, source })?;
-        let fd = prog
-            .fd()
-            .map_err(|source| DatapathError::Program { name, source })?;
-        Ok(fd.as_fd())
+            .map_err(|source| DatapathError::Program { name, source })
     }
 
     /// Run one frame through a hook's program as if it arrived on the loopback device of the

@@ -10,6 +10,7 @@
 //!                                 (host veth in the node netns, or an exclusive ENI in the pod's)
 //! dp.detach_endpoint(ifx)         links, entry, conntrack entries of the endpoint
 //! dp.trace(...)                   the verdict the committed tables give, with the rule
+//! dp.run_time()                   time spent in the programs (while RunTimeStats is held)
 //! ```
 
 mod attach;
@@ -18,6 +19,7 @@ mod load;
 mod maps;
 pub mod pin;
 pub mod ring;
+mod runtime;
 pub mod sys;
 
 use std::os::fd::OwnedFd;
@@ -32,6 +34,7 @@ use super::Timeouts;
 
 pub use attach::{AttachKit, Hook, Site};
 pub use commit::ApplyBreakdown;
+pub use runtime::{RunTime, RunTimeStats};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatapathError {
@@ -69,6 +72,8 @@ pub enum DatapathError {
     },
     #[error("BPF_PROG_TEST_RUN: {0}")]
     TestRun(std::io::Error),
+    #[error("cannot enable BPF run-time statistics: {0}")]
+    Stats(aya::sys::SyscallError),
 }
 
 pub type Result<T, E = DatapathError> = std::result::Result<T, E>;
