@@ -1,14 +1,20 @@
 //! Root-only: the endpoint programs attach with TCX to a veth inside a namespace this test
 //! creates, their links are pinned, a reopened datapath adopts them (maps and links) and
-//! enforcement keeps working, and detach removes everything.
+//! enforcement keeps working, and detach removes everything, the endpoint's conntrack flows
+//! included.
 
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::Command;
 
+use std::collections::BTreeSet;
+
 use nix::sched::{setns, CloneFlags};
-use tandem_agent::policy::datapath::{pin, Datapath, DatapathOptions, Site};
+use tandem_agent::policy::compile::compile;
+use tandem_agent::policy::datapath::{pin, Datapath, DatapathOptions, Hook, Site};
+use tandem_agent::policy::packet::{Packet, L3, L4, TCP_SYN};
 use tandem_agent::policy::{EndpointConfig, Role};
+use tandem_lab::bench::policy_rules::{self, CONN_PORT, PEER_IP, POD_IP};
 
 struct Lab {
     netns: String,
@@ -125,4 +131,87 @@ fn attach_adopt_detach() {
         dp.detach_endpoint(ifx).expect("detach is idempotent");
     });
     assert!(pins().is_empty());
+}
+
+const POD_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+/// A SYN from the bench's peer to the bench's pod port, from `sport`.
+fn syn(sport: u16) -> Vec<u8> {
+    Packet {
+        src_mac: [2, 0, 0, 0, 0, 9],
+        dst_mac: POD_MAC,
+        l3: L3::Ipv4 {
+            src: PEER_IP,
+            dst: POD_IP,
+            frag_offset: 0,
+            l4: L4::Tcp {
+                sport,
+                dport: CONN_PORT,
+                flags: TCP_SYN,
+            },
+        },
+    }
+    .to_frame()
+}
+
+/// The conntrack map is listed and flushed in batches (a walk spans several): 10,000 flows
+/// of one endpoint and 100 of another are all listed, flushing the first endpoint deletes
+/// exactly its flows, and detaching the second leaves none.
+#[test]
+fn conntrack_is_listed_and_flushed_per_endpoint() {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let tag = format!("{:06x}", rand::random::<u32>() & 0xffffff);
+    let lab = Lab {
+        netns: format!("tlct{tag}-node"),
+        dir: PathBuf::from(format!("/run/tandem-test-{tag}")),
+    };
+    ip(&["netns", "add", &lab.netns]);
+    let root = lab.dir.join("bpf");
+    let endpoint = |endpoint_id| EndpointConfig {
+        endpoint_id,
+        role: Role::Tenant {
+            policy_id: policy_rules::spec().id(),
+        },
+        ip: POD_IP,
+        mac: POD_MAC,
+        audit: false,
+        recheck: false,
+    };
+    let per_endpoint = |dp: &Datapath, id: u32| {
+        dp.conntrack_entries()
+            .iter()
+            .filter(|(k, _)| k.endpoint_id == id)
+            .count()
+    };
+    in_netns(&lab.netns, || {
+        let mut dp = Datapath::open(DatapathOptions::new(&root)).expect("open");
+        let rules = compile(&policy_rules::policy_input(&policy_rules::rules(10, 0))).unwrap();
+        dp.apply(&rules).expect("apply");
+        // Frames from BPF_PROG_TEST_RUN arrive on the netns's loopback, ifindex 1.
+        for (id, flows) in [(1, 10_000u16), (2, 100)] {
+            dp.set_endpoint(1, &endpoint(id)).expect("endpoint");
+            for sport in 1..=flows {
+                assert_eq!(
+                    dp.test_run(Hook::ToPod, &syn(sport)).unwrap(),
+                    0,
+                    "TC_ACT_OK"
+                );
+            }
+        }
+        assert_eq!(dp.conntrack_entries().len(), 10_100);
+        assert_eq!(per_endpoint(&dp, 1), 10_000);
+        assert_eq!(
+            dp.flush_conntrack(Some(&BTreeSet::from([1]))).unwrap(),
+            10_000
+        );
+        assert_eq!(per_endpoint(&dp, 1), 0);
+        assert_eq!(per_endpoint(&dp, 2), 100, "another endpoint's flows stay");
+        // ifindex 1 now carries endpoint 2.
+        dp.detach_endpoint(1).expect("detach");
+        assert!(dp.conntrack_entries().is_empty());
+    });
 }

@@ -105,11 +105,9 @@ impl Agent {
         let mut deleted = 0;
         for chunk in dead.chunks(1024) {
             let mut dp = enf.dp.lock().expect("datapath lock");
-            for k in chunk {
-                match dp.delete_conntrack(k) {
-                    Ok(()) => deleted += 1,
-                    Err(e) => tracing::debug!(error = %e, "conntrack GC delete failed"),
-                }
+            match dp.delete_conntrack_keys(chunk) {
+                Ok(n) => deleted += n,
+                Err(e) => tracing::debug!(error = %e, "conntrack GC delete failed"),
             }
         }
         Some((entries.len() - deleted, deleted))

@@ -2,7 +2,7 @@
 //! left (aya opens a map pinned by name instead of creating it), then move the pinned links
 //! onto the new programs atomically.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 
 use aya::maps::{Array, ArrayOfMaps, HashMap, HashOfMaps, LpmTrie, Map, PerCpuArray};
 use aya::programs::SchedClassifier;
@@ -12,6 +12,18 @@ use super::{pin, Datapath, DatapathError, DatapathOptions, Hook, Result};
 
 static ENDPOINT_OBJ: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/endpoint.bpf.o"));
+
+/// A descriptor of a hash map of our own, for the bpf(2) commands aya 0.14 lacks (batches).
+fn second_fd(map: &Map, name: &'static str) -> Result<OwnedFd> {
+    let data = match map {
+        Map::HashMap(data) | Map::LruHashMap(data) | Map::HashOfMaps(data) => data,
+        _ => return Err(DatapathError::MissingMap { name }),
+    };
+    data.fd()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|_| DatapathError::MissingMap { name })
+}
 
 pub(super) fn map_error(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> DatapathError {
     move |source| DatapathError::Map { name, source }
@@ -48,26 +60,21 @@ impl Datapath {
         };
         let endpoints_map = take("endpoints")?;
         // Endpoint entries are written through this, also without the Datapath (`AttachKit`).
-        let endpoints_fd = match &endpoints_map {
-            Map::HashMap(data) => data.fd().as_fd().try_clone_to_owned().ok(),
-            _ => None,
-        }
-        .ok_or(DatapathError::MissingMap { name: "endpoints" })?;
+        let endpoints_fd = second_fd(&endpoints_map, "endpoints")?;
         let endpoints = HashMap::try_from(endpoints_map).map_err(map_error("endpoints"))?;
         let config = Array::try_from(take("config")?).map_err(map_error("config"))?;
         let identities =
             ArrayOfMaps::try_from(take("identities")?).map_err(map_error("identities"))?;
         let policies_map = take("policies")?;
         // Kept for the batch commands aya 0.14 lacks (`commit`).
-        let policies_fd = match &policies_map {
-            Map::HashOfMaps(data) => data.fd().as_fd().try_clone_to_owned().ok(),
-            _ => None,
-        }
-        .ok_or(DatapathError::MissingMap { name: "policies" })?;
+        let policies_fd = second_fd(&policies_map, "policies")?;
         let policies = HashOfMaps::try_from(policies_map).map_err(map_error("policies"))?;
         let control_peers =
             LpmTrie::try_from(take("control_peers")?).map_err(map_error("control_peers"))?;
-        let conntrack = HashMap::try_from(take("conntrack")?).map_err(map_error("conntrack"))?;
+        let conntrack_map = take("conntrack")?;
+        // Read in batches (`maps`): a full conntrack is 262,144 entries.
+        let conntrack_fd = second_fd(&conntrack_map, "conntrack")?;
+        let conntrack = HashMap::try_from(conntrack_map).map_err(map_error("conntrack"))?;
         let stats = PerCpuArray::try_from(take("stats")?).map_err(map_error("stats"))?;
         let rule_stats =
             PerCpuArray::try_from(take("rule_stats")?).map_err(map_error("rule_stats"))?;
@@ -83,6 +90,7 @@ impl Datapath {
             policies_fd,
             control_peers,
             conntrack,
+            conntrack_fd,
             stats,
             rule_stats,
             current: None,

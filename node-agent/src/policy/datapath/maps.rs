@@ -12,6 +12,9 @@ use super::load::map_error;
 use std::os::fd::{AsFd, BorrowedFd};
 
 use super::{sys, Datapath, DatapathError, Result};
+
+/// Conntrack entries per batch syscall (a bucket never holds more).
+const CT_BATCH: usize = 4096;
 use crate::policy::abi;
 use crate::policy::compile::{CompiledPolicy, Verdict};
 use crate::policy::model::Dir;
@@ -106,31 +109,78 @@ impl Datapath {
         }
     }
 
-    /// Every conntrack entry (key, entry).
+    /// Every conntrack entry (key, entry), read in batches; empty (and logged) if the kernel
+    /// refuses the walk.
     pub fn conntrack_entries(&self) -> Vec<(abi::CtKey, abi::CtEntry)> {
-        self.conntrack.iter().filter_map(|r| r.ok()).collect()
+        self.read_conntrack().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the conntrack map");
+            Vec::new()
+        })
+    }
+
+    fn read_conntrack(&self) -> Result<Vec<(abi::CtKey, abi::CtEntry)>> {
+        let err = |source| DatapathError::Batch {
+            name: "conntrack",
+            source,
+        };
+        let mut keys = vec![abi::CtKey::default(); CT_BATCH];
+        let mut values = vec![abi::CtEntry::default(); CT_BATCH];
+        let mut out = Vec::new();
+        let mut from = None;
+        loop {
+            let (n, next) = sys::map_lookup_batch(
+                self.conntrack_fd.as_fd(),
+                from,
+                sys::pod_bytes_mut(&mut keys),
+                sys::pod_bytes_mut(&mut values),
+                CT_BATCH,
+            )
+            .map_err(err)?;
+            out.extend(keys[..n].iter().copied().zip(values[..n].iter().copied()));
+            match next {
+                Some(token) => from = Some(token),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// Delete the conntrack entries of the given endpoints (all if `None`); returns how many.
     pub fn flush_conntrack(&mut self, endpoints: Option<&BTreeSet<u32>>) -> Result<usize> {
         let keys: Vec<abi::CtKey> = self
-            .conntrack
-            .keys()
-            .filter_map(|k| k.ok())
+            .read_conntrack()?
+            .into_iter()
+            .map(|(k, _)| k)
             .filter(|k| endpoints.is_none_or(|s| s.contains(&k.endpoint_id)))
             .collect();
-        for k in &keys {
-            self.delete_conntrack(k)?;
-        }
-        Ok(keys.len())
+        self.delete_conntrack_keys(&keys)
     }
 
-    pub fn delete_conntrack(&mut self, key: &abi::CtKey) -> Result<()> {
-        match self.conntrack.remove(key) {
-            Ok(()) => Ok(()),
-            Err(e) if is_enoent(&e) => Ok(()),
-            Err(source) => Err(map_error("conntrack")(source)),
+    /// Delete these conntrack entries, a batch per syscall; an entry that went meanwhile
+    /// (evicted, or deleted by someone else) is not an error. Returns how many were deleted
+    /// (a batch cut short by such an entry counts only what was deleted after it).
+    pub fn delete_conntrack_keys(&mut self, keys: &[abi::CtKey]) -> Result<usize> {
+        let mut deleted = 0;
+        for chunk in keys.chunks(CT_BATCH) {
+            let bytes = sys::pod_bytes(chunk);
+            match sys::map_delete_batch(self.conntrack_fd.as_fd(), bytes, chunk.len()) {
+                Ok(()) => deleted += chunk.len(),
+                // The batch stops at the missing key: finish the chunk one by one.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                    for k in chunk {
+                        if self.conntrack.remove(k).is_ok() {
+                            deleted += 1;
+                        }
+                    }
+                }
+                Err(source) => {
+                    return Err(DatapathError::Batch {
+                        name: "conntrack",
+                        source,
+                    })
+                }
+            }
         }
+        Ok(deleted)
     }
 
     /// Sum over CPUs of a `stats` counter (abi::STAT_*).

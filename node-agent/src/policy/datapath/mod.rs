@@ -120,6 +120,7 @@ pub struct Datapath {
     policies_fd: OwnedFd,
     control_peers: LpmTrie<MapData, u32, u32>,
     conntrack: HashMap<MapData, abi::CtKey, abi::CtEntry>,
+    conntrack_fd: OwnedFd,
     stats: PerCpuArray<MapData, u64>,
     rule_stats: PerCpuArray<MapData, abi::RuleCounter>,
     current: Option<CompiledPolicy>,

@@ -1,6 +1,6 @@
 //! The few bpf(2) commands aya 0.14 does not expose for our use: TCX links by ifindex (the
 //! caller's netns, no name lookup), pinning and updating them, BPF_PROG_TEST_RUN, and batched
-//! map updates and deletes.
+//! map lookups, updates and deletes.
 
 use std::ffi::CString;
 use std::io;
@@ -11,6 +11,7 @@ use std::path::Path;
 const BPF_OBJ_PIN: libc::c_long = 6;
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
+const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
 const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 const BPF_MAP_DELETE_BATCH: libc::c_long = 27;
 const BPF_LINK_CREATE: libc::c_long = 28;
@@ -134,6 +135,13 @@ pub fn pod_bytes<T: aya::Pod>(v: &[T]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
 }
 
+/// [`pod_bytes`] for a buffer the kernel fills.
+pub fn pod_bytes_mut<T: aya::Pod>(v: &mut [T]) -> &mut [u8] {
+    // SAFETY: as for `pod_bytes`; in addition every byte pattern is a valid `aya::Pod` value,
+    // so whatever the kernel writes leaves the elements valid.
+    unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
 fn batch_attr(map: BorrowedFd<'_>, keys: &[u8], values: Option<&[u8]>, count: usize) -> Attr {
     let mut a = Attr::new();
     // struct { in_batch, out_batch, keys, values; u32 count, map_fd; u64 elem_flags, flags }
@@ -168,4 +176,40 @@ pub fn map_delete_batch(map: BorrowedFd<'_>, keys: &[u8], count: usize) -> io::R
     }
     let mut a = batch_attr(map, keys, None, count);
     bpf(BPF_MAP_DELETE_BATCH, &mut a).map(|_| ())
+}
+
+/// Where a [`map_lookup_batch`] walk of a hash map stands (a bucket index for the kernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchToken(u64);
+
+/// One BPF_MAP_LOOKUP_BATCH step of a hash map: reads up to `count` elements after `from`
+/// (`None`: from the start) into `keys` and `values`, which hold `count` of each. Returns how
+/// many it read and where to go on, `None` once the map is exhausted. One syscall per step
+/// instead of two per element (`BPF_MAP_GET_NEXT_KEY` + lookup); a bucket holding more than
+/// `count` elements fails with ENOSPC.
+pub fn map_lookup_batch(
+    map: BorrowedFd<'_>,
+    from: Option<BatchToken>,
+    keys: &mut [u8],
+    values: &mut [u8],
+    count: usize,
+) -> io::Result<(usize, Option<BatchToken>)> {
+    debug_assert!(keys.len().is_multiple_of(count) && values.len().is_multiple_of(count));
+    let mut in_batch = from.map_or(0, |t| t.0);
+    let mut out_batch = 0u64;
+    let mut a = Attr::new();
+    // The kernel writes through the out_batch, keys and values pointers: all are exclusively
+    // borrowed for the call.
+    a.u64_at(0, from.map_or(0, |_| &mut in_batch as *mut u64 as u64))
+        .u64_at(8, &mut out_batch as *mut u64 as u64)
+        .u64_at(16, keys.as_mut_ptr() as u64)
+        .u64_at(24, values.as_mut_ptr() as u64)
+        .u32_at(32, count as u32)
+        .u32_at(36, map.as_raw_fd() as u32);
+    match bpf(BPF_MAP_LOOKUP_BATCH, &mut a) {
+        Ok(_) => Ok((a.read_u32(32) as usize, Some(BatchToken(out_batch)))),
+        // The last step: what it read is valid, and there is nothing after it.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok((a.read_u32(32) as usize, None)),
+        Err(e) => Err(e),
+    }
 }
