@@ -40,6 +40,10 @@ pub(super) fn teardown_record(record: &LabRecord, children: &mut [Child]) -> Vec
             errors.push(format!("remove {}: {e}", record.run_dir.display()));
         }
     }
+    // The run root too once the last lab has gone (fails harmlessly while another lab runs).
+    if let Some(root) = record.run_dir.parent() {
+        let _ = std::fs::remove_dir(root);
+    }
     errors
 }
 
