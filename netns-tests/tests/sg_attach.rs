@@ -14,7 +14,7 @@ use tandem_agent::policy::compile::compile;
 use tandem_agent::policy::datapath::{pin, Datapath, DatapathOptions, Hook, Site};
 use tandem_agent::policy::packet::{Packet, L3, L4, TCP_SYN};
 use tandem_agent::policy::{EndpointConfig, Role};
-use tandem_lab::bench::policy_rules::{self, CONN_PORT, PEER_IP, POD_IP};
+use tandem_lab::bench::policy_rules::{self, CONN_PORT, PEER_IP, POD_IP, POD_MAC};
 
 struct Lab {
     netns: String,
@@ -32,6 +32,22 @@ impl Drop for Lab {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A namespace and a pin root of this test's own (`None` when not root: skipped).
+fn lab(kind: &str) -> Option<Lab> {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return None;
+    }
+    let tag = format!("{:06x}", rand::random::<u32>() & 0xffffff);
+    let lab = Lab {
+        netns: format!("{kind}{tag}-node"),
+        dir: PathBuf::from(format!("/run/tandem-test-{tag}")),
+    };
+    ip(&["netns", "add", &lab.netns]);
+    Some(lab)
 }
 
 fn ip(args: &[&str]) {
@@ -67,17 +83,7 @@ fn ifindex(netns: &str, name: &str) -> u32 {
 
 #[test]
 fn attach_adopt_detach() {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    let tag = format!("{:06x}", rand::random::<u32>() & 0xffffff);
-    let lab = Lab {
-        netns: format!("tlsg{tag}-node"),
-        dir: PathBuf::from(format!("/run/tandem-test-{tag}")),
-    };
-    ip(&["netns", "add", &lab.netns]);
+    let Some(lab) = lab("tlsg") else { return };
     ip(&[
         "-n", &lab.netns, "link", "add", "hveth0", "type", "veth", "peer", "name", "pod0",
     ]);
@@ -133,8 +139,6 @@ fn attach_adopt_detach() {
     assert!(pins().is_empty());
 }
 
-const POD_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
-
 /// A SYN from the bench's peer to the bench's pod port, from `sport`.
 fn syn(sport: u16) -> Vec<u8> {
     Packet {
@@ -159,28 +163,8 @@ fn syn(sport: u16) -> Vec<u8> {
 /// exactly its flows, and detaching the second leaves none.
 #[test]
 fn conntrack_is_listed_and_flushed_per_endpoint() {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
-        return;
-    }
-    let tag = format!("{:06x}", rand::random::<u32>() & 0xffffff);
-    let lab = Lab {
-        netns: format!("tlct{tag}-node"),
-        dir: PathBuf::from(format!("/run/tandem-test-{tag}")),
-    };
-    ip(&["netns", "add", &lab.netns]);
+    let Some(lab) = lab("tlct") else { return };
     let root = lab.dir.join("bpf");
-    let endpoint = |endpoint_id| EndpointConfig {
-        endpoint_id,
-        role: Role::Tenant {
-            policy_id: policy_rules::spec().id(),
-        },
-        ip: POD_IP,
-        mac: POD_MAC,
-        audit: false,
-        recheck: false,
-    };
     let per_endpoint = |dp: &Datapath, id: u32| {
         dp.conntrack_entries()
             .iter()
@@ -193,7 +177,8 @@ fn conntrack_is_listed_and_flushed_per_endpoint() {
         dp.apply(&rules).expect("apply");
         // Frames from BPF_PROG_TEST_RUN arrive on the netns's loopback, ifindex 1.
         for (id, flows) in [(1, 10_000u16), (2, 100)] {
-            dp.set_endpoint(1, &endpoint(id)).expect("endpoint");
+            dp.set_endpoint(1, &policy_rules::endpoint(id))
+                .expect("endpoint");
             for sport in 1..=flows {
                 assert_eq!(
                     dp.test_run(Hook::ToPod, &syn(sport)).unwrap(),

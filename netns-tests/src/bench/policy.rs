@@ -14,13 +14,12 @@ use tandem_agent::policy::compile::{compile, CompiledPolicy};
 use tandem_agent::policy::datapath::{
     pin, ApplyBreakdown, Datapath, DatapathOptions, RunTime, RunTimeStats, Site,
 };
-use tandem_agent::policy::{EndpointConfig, Role};
 
 use super::policy_attach::bench_attach;
 use super::policy_cost::ProgramCost;
 use super::policy_report::{Measures, Row};
-use super::policy_rules::{self, IptablesMode, POD_IP};
-use super::policy_topo::{Topology, POD_MAC};
+use super::policy_rules::{self, IptablesMode};
+use super::policy_topo::Topology;
 use super::policy_traffic::{self, IperfServer};
 use super::BenchError;
 
@@ -165,7 +164,13 @@ pub fn bench_policy(opts: &PolicyBenchOptions) -> Result<PolicyBenchReport, Benc
         .into_iter()
         .map(|spread| time_changes(&mut dp, opts.apply_rules, spread, opts.apply_changes))
         .collect::<Result<Vec<_>, _>>()?;
-    let attach = bench_attach(&mut dp, &pins.root, &prefix, &endpoint(), opts.attach_veths)?;
+    let attach = bench_attach(
+        &mut dp,
+        &pins.root,
+        &prefix,
+        &policy_rules::endpoint(1),
+        opts.attach_veths,
+    )?;
     drop(dp);
     drop(pins);
     Ok(PolicyBenchReport {
@@ -229,7 +234,7 @@ fn run_config(
             let t = Instant::now();
             dp.apply(&compiled).map_err(dp_error)?;
             let applied = t.elapsed();
-            let cfg = endpoint();
+            let cfg = policy_rules::endpoint(1);
             let ifx = topo.hpod_ifindex;
             Topology::within(&topo.host, || dp.attach_endpoint(ifx, Site::HostVeth, &cfg))?
                 .map_err(dp_error)?;
@@ -297,19 +302,6 @@ fn measure(
         conn_elapsed: conn.elapsed,
     });
     Ok((measures, cost))
-}
-
-fn endpoint() -> EndpointConfig {
-    EndpointConfig {
-        endpoint_id: 1,
-        role: Role::Tenant {
-            policy_id: policy_rules::spec().id(),
-        },
-        ip: POD_IP,
-        mac: POD_MAC,
-        audit: false,
-        recheck: false,
-    }
 }
 
 /// How the changed rules are spread: one policy, or `groups` groups in as many policies.

@@ -17,9 +17,12 @@ use tandem_agent::policy::model::{
     Action, EnvironmentPolicy, GroupType, PeerSpec, PortsSpec, Protocol, RuleModel, RuleSpec,
     SecurityGroup, SecurityGroupSpec,
 };
+use tandem_agent::policy::{EndpointConfig, Role};
 
 /// The pod, its gateway on the host veth, the peer and its gateway (see `policy_topo`).
 pub const POD_IP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 2);
+/// The pod's MAC (anti-spoofing checks it).
+pub const POD_MAC: [u8; 6] = [0x02, 0, 0x0a, 0xc8, 0, 0x02];
 pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 2);
 /// iperf3 (TCP throughput, and its UDP test's data and control connection).
 pub const IPERF_PORT: u16 = 5201;
@@ -27,6 +30,20 @@ pub const IPERF_PORT: u16 = 5201;
 pub const CONN_PORT: u16 = 5300;
 
 const GROUP: &str = "bench-sg";
+
+/// The pod's tenant interface under the benchmark's policy.
+pub fn endpoint(endpoint_id: u32) -> EndpointConfig {
+    EndpointConfig {
+        endpoint_id,
+        role: Role::Tenant {
+            policy_id: spec().id(),
+        },
+        ip: POD_IP,
+        mac: POD_MAC,
+        audit: false,
+        recheck: false,
+    }
+}
 
 /// One generated rule: peer CIDR, protocol (tcp/udp), destination port range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,11 +15,8 @@ use std::process::{Command, Stdio};
 
 use nix::sched::{setns, CloneFlags};
 
-use super::policy_rules::{PEER_IP, POD_IP};
+use super::policy_rules::{PEER_IP, POD_IP, POD_MAC};
 use crate::lab::netns::{self, NetnsError};
-
-/// The pod's MAC (anti-spoofing checks it).
-pub const POD_MAC: [u8; 6] = [0x02, 0, 0x0a, 0xc8, 0, 0x02];
 
 pub struct Topology {
     pub pod: String,
