@@ -10,6 +10,8 @@
 //!   the other one (a new pod's membership too), while an established flow survives the rule
 //!   change.
 
+mod common;
+
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,7 +22,7 @@ use tandem_lab::isolation::matrix::PROBE_TIMEOUT;
 use tandem_lab::isolation::probe::TcpFlow;
 use tandem_lab::isolation::spoof::{self, Payload, Sniffer};
 use tandem_lab::isolation::{self, FlowProbe, Isolation, Service, Via};
-use tandem_lab::lab::{netns, Lab, LabOptions};
+use tandem_lab::lab::{netns, Lab};
 
 const PODS: &[(&str, &str, &str)] = &[
     ("umbrella-a", "n1", "umbrella"),
@@ -150,21 +152,7 @@ fn assert_within_budget(what: &str, took: Duration) {
 }
 
 fn up() -> Option<World> {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
-        return None;
-    }
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_tandem-lab"))
-        .parent()
-        .unwrap();
-    let lab = Lab::up(LabOptions {
-        bin_dir: Some(bin_dir.to_path_buf()),
-        ..LabOptions::default()
-    })
-    .expect("lab up");
-    // Interrupted (Ctrl-C, a timeout's SIGTERM): tear the lab down all the same.
-    tandem_lab::lab::teardown_on_signal(&lab);
+    let lab = common::own_lab()?;
     let pods = start_all(&lab, PODS).expect("start pods");
     let iso = isolation::lab::isolation(&lab, pods.iter().map(DemoPod::party));
     Some(World { lab, pods, iso })

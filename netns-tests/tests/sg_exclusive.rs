@@ -9,14 +9,15 @@
 //! - a forged source IP or MAC never leaves an exclusive ENI;
 //! - after DEL the ENI is back on the node with no program attached, and serves a new pod.
 
+mod common;
+
 use std::net::Ipv4Addr;
-use std::path::Path;
 use std::time::Duration;
 
 use tandem_lab::demo::{start_all, DemoPod};
 use tandem_lab::isolation::spoof::{self, Payload, Sniffer};
 use tandem_lab::isolation::{self, Isolation, IsolationError};
-use tandem_lab::lab::{Lab, LabOptions};
+use tandem_lab::lab::Lab;
 
 const PODS: &[(&str, &str, &str)] = &[
     ("initech-a", "n1", "initech"),
@@ -36,24 +37,6 @@ spec:
   ingress:
     - {priority: 10, action: accept, protocol: tcp, ports: \"443\", from: {group: sg-initech}}
 ";
-
-fn lab() -> Option<Lab> {
-    // SAFETY: geteuid cannot fail and touches no memory.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root");
-        return None;
-    }
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_tandem-lab"))
-        .parent()
-        .unwrap();
-    let lab = Lab::up(LabOptions {
-        bin_dir: Some(bin_dir.to_path_buf()),
-        ..LabOptions::default()
-    })
-    .expect("lab up");
-    tandem_lab::lab::teardown_on_signal(&lab);
-    Some(lab)
-}
 
 fn isolation_of(lab: &Lab, pods: &[DemoPod]) -> Isolation {
     isolation::lab::isolation(lab, pods.iter().map(DemoPod::party))
@@ -117,7 +100,9 @@ fn link_by_mac(netns: &str, mac: [u8; 6]) -> Option<String> {
 
 #[test]
 fn exclusive_enis_enforce_security_groups_inside_the_pod() {
-    let Some(lab) = lab() else { return };
+    let Some(lab) = common::own_lab() else {
+        return;
+    };
     let mut pods = start_all(&lab, PODS).expect("start pods");
     for p in pods.iter().filter(|p| p.pod.name.starts_with("initech")) {
         let pins = pinned(&lab, &p.pod.node.name, &p.pod.netns, "eth1");

@@ -76,6 +76,26 @@ pub fn lab() -> Option<TestLab> {
     Some(lab)
 }
 
+/// A lab of the calling test's own, torn down when it is dropped and also on Ctrl-C or a
+/// timeout's SIGTERM; `None` (the test is skipped) when not root.
+pub fn own_lab() -> Option<Lab> {
+    // SAFETY: geteuid cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return None;
+    }
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_tandem-lab"))
+        .parent()
+        .unwrap();
+    let lab = Lab::up(LabOptions {
+        bin_dir: Some(bin_dir.to_path_buf()),
+        ..LabOptions::default()
+    })
+    .expect("lab up");
+    tandem_lab::lab::teardown_on_signal(&lab);
+    Some(lab)
+}
+
 /// Undo what an earlier (maybe failed) test left: agents up, no allocation, empty queues.
 fn reset(lab: &Lab) {
     for node in NODES {
