@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::os::fd::{AsFd, BorrowedFd};
 
-use aya::programs::SchedClassifier;
+use aya::programs::{ProgramError, SchedClassifier};
 
 use super::sys::{self, TestRun};
 use super::{pin, Datapath, DatapathError, Result};
@@ -49,16 +49,17 @@ impl Hook {
     }
 }
 
+pub(super) fn program_error(hook: Hook) -> impl FnOnce(ProgramError) -> DatapathError {
+    move |source| DatapathError::Program {
+        name: hook.program(),
+        source,
+    }
+}
+
 impl Datapath {
     /// The loaded program of a hook (for BPF_PROG_TEST_RUN and tooling).
     pub fn program_fd(&self, hook: Hook) -> Result<BorrowedFd<'_>> {
-        let fd = self
-            .classifier(hook)?
-            .fd()
-            .map_err(|source| DatapathError::Program {
-                name: hook.program(),
-                source,
-            })?;
+        let fd = self.classifier(hook)?.fd().map_err(program_error(hook))?;
         Ok(fd.as_fd())
     }
 
@@ -69,7 +70,7 @@ impl Datapath {
             .program(name)
             .ok_or(DatapathError::MissingProgram { name })?
             .try_into()
-            .map_err(|source| DatapathError::Program { name, source })
+            .map_err(program_error(hook))
     }
 
     /// Run one frame through a hook's program as if it arrived on the loopback device of the
@@ -114,15 +115,12 @@ impl Datapath {
             let fd = self
                 .program_fd(hook)?
                 .try_clone_to_owned()
-                .map_err(DatapathError::TestRun)?;
+                .map_err(DatapathError::Dup)?;
             progs.push((hook, fd));
         }
         Ok(AttachKit {
             progs,
-            endpoints: self
-                .endpoints_fd
-                .try_clone()
-                .map_err(DatapathError::TestRun)?,
+            endpoints: self.endpoints_fd.try_clone().map_err(DatapathError::Dup)?,
             root: self.opts.pin_root.clone(),
         })
     }

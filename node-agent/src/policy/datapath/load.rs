@@ -8,6 +8,7 @@ use aya::maps::{Array, ArrayOfMaps, HashMap, HashOfMaps, LpmTrie, Map, PerCpuArr
 use aya::programs::SchedClassifier;
 use aya::EbpfLoader;
 
+use super::attach::program_error;
 use super::{pin, Datapath, DatapathError, DatapathOptions, Hook, Result};
 
 static ENDPOINT_OBJ: &[u8] =
@@ -22,7 +23,7 @@ fn second_fd(map: &Map, name: &'static str) -> Result<OwnedFd> {
     data.fd()
         .as_fd()
         .try_clone_to_owned()
-        .map_err(|_| DatapathError::MissingMap { name })
+        .map_err(DatapathError::Dup)
 }
 
 pub(super) fn map_error(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> DatapathError {
@@ -50,9 +51,8 @@ impl Datapath {
                 .program_mut(name)
                 .ok_or(DatapathError::MissingProgram { name })?
                 .try_into()
-                .map_err(|source| DatapathError::Program { name, source })?;
-            prog.load()
-                .map_err(|source| DatapathError::Program { name, source })?;
+                .map_err(program_error(hook))?;
+            prog.load().map_err(program_error(hook))?;
         }
         let mut take = |name: &'static str| -> Result<Map> {
             ebpf.take_map(name)

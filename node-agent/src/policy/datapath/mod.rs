@@ -72,6 +72,8 @@ pub enum DatapathError {
     },
     #[error("BPF_PROG_TEST_RUN: {0}")]
     TestRun(std::io::Error),
+    #[error("cannot duplicate a map or program descriptor: {0}")]
+    Dup(std::io::Error),
     #[error("cannot enable BPF run-time statistics: {0}")]
     Stats(aya::sys::SyscallError),
 }

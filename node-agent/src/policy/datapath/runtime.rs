@@ -7,17 +7,18 @@ use std::time::Duration;
 
 use aya::sys::{enable_stats, Stats};
 
-use super::attach::Hook;
+use super::attach::{program_error, Hook};
 use super::{Datapath, DatapathError, Result};
 
 /// Keeps run-time statistics on for every program on the machine until dropped.
-pub struct RunTimeStats(#[allow(dead_code)] OwnedFd);
+pub struct RunTimeStats {
+    _enabled: OwnedFd,
+}
 
 impl RunTimeStats {
     pub fn enable() -> Result<RunTimeStats> {
-        enable_stats(Stats::RunTime)
-            .map(RunTimeStats)
-            .map_err(DatapathError::Stats)
+        let fd = enable_stats(Stats::RunTime).map_err(DatapathError::Stats)?;
+        Ok(RunTimeStats { _enabled: fd })
     }
 }
 
@@ -39,10 +40,9 @@ impl RunTime {
 
     /// Mean time per run; zero when nothing ran.
     pub fn per_run(self) -> Duration {
-        match u32::try_from(self.runs) {
-            Ok(0) => Duration::ZERO,
-            Ok(n) => self.time / n,
-            Err(_) => Duration::from_secs_f64(self.time.as_secs_f64() / self.runs as f64),
+        match self.runs {
+            0 => Duration::ZERO,
+            n => Duration::from_nanos((self.time.as_nanos() / u128::from(n)) as u64),
         }
     }
 }
@@ -52,13 +52,7 @@ impl Datapath {
     pub fn run_time(&self) -> Result<RunTime> {
         let mut total = RunTime::default();
         for hook in Hook::ALL {
-            let info = self
-                .classifier(hook)?
-                .info()
-                .map_err(|source| DatapathError::Program {
-                    name: hook.program(),
-                    source,
-                })?;
+            let info = self.classifier(hook)?.info().map_err(program_error(hook))?;
             total.runs += info.run_count();
             total.time += info.run_time();
         }
