@@ -3,22 +3,22 @@
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, BorrowedFd};
 
 use aya::maps::lpm_trie::Key;
 use aya::maps::MapError;
 use ipnet::Ipv4Net;
 
 use super::load::map_error;
-use std::os::fd::{AsFd, BorrowedFd};
-
 use super::{sys, Datapath, DatapathError, Result};
-
-/// Conntrack entries per batch syscall (a bucket never holds more).
-const CT_BATCH: usize = 4096;
 use crate::policy::abi;
 use crate::policy::compile::{CompiledPolicy, Verdict};
 use crate::policy::model::Dir;
 use crate::policy::{ControlClass, EndpointConfig, Role};
+
+/// Conntrack entries per batch syscall. A walk step fails (ENOSPC) only if one hash bucket
+/// held more; with as many buckets as entries, a bucket holds a handful.
+const CT_BATCH: usize = 4096;
 
 /// One endpoint entry, written through the map's fd: shared by the [`Datapath`] and the
 /// `AttachKit`, which writes without holding the datapath.
