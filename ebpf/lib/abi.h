@@ -6,8 +6,9 @@
 
 #include <linux/types.h>
 
-/* Direction slot of a policy key. Ingress = towards the pod, egress = from the pod; ENV holds the tenant environment's egress rules, which
- * must allow a new egress flow as well as the security groups. */
+/* Direction slot of a policy key. Ingress = towards the pod, egress = from the pod; ENV holds
+ * the tenant environment's egress rules, which must allow a new egress flow as well as the
+ * security groups. */
 #define TANDEM_DIR_INGRESS 0
 #define TANDEM_DIR_EGRESS 1
 #define TANDEM_DIR_ENV 2
